@@ -1,0 +1,92 @@
+"""Install a wrapper in place of ``torch.export.export`` and take it out again.
+
+The patch is process-wide by nature (it replaces a module attribute), so the one
+installed patch is held here; the plugin keeps its handle in ``config.stash``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from harness.wrappers import ExportFn, Wrapper
+
+_installed: ExportPatch | None = None
+
+
+def _is_own_module(name: str) -> bool:
+    """Modules whose references to export must stay the original: torch's own and ours."""
+    return name in ("torch", "harness") or name.startswith(("torch.", "harness."))
+
+
+def _rebind(old: Callable[..., Any], new: Callable[..., Any]) -> list[tuple[ModuleType, str]]:
+    """Point every module-level name bound to ``old`` at ``new``, outside torch and harness."""
+    rebound = []
+    for module_name, module in list(sys.modules.items()):
+        if module is None or _is_own_module(module_name):
+            continue
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for attr, value in list(namespace.items()):
+            if value is old:
+                namespace[attr] = new
+                rebound.append((module, attr))
+    return rebound
+
+
+def real_export() -> ExportFn:
+    """``torch.export.export`` as torch defines it, whether or not a patch is installed."""
+    import torch.export
+
+    export: ExportFn = torch.export.export
+    return getattr(export, "__wrapped__", export) if hasattr(export, "__export_wrapper__") else export
+
+
+class ExportPatch:
+    """One installed wrapper: the drop-in function and the outcomes it has recorded since last drained."""
+
+    def __init__(self, wrapper: Wrapper, original: ExportFn) -> None:
+        self.wrapper = wrapper
+        self.original = original
+        self._outcomes: list[str | None] = []
+        self.function: ExportFn = wrapper.bind(original, self._outcomes.append)
+        self.rebound: list[tuple[ModuleType, str]] = []
+
+    def drain(self) -> list[str | None]:
+        """Outcomes recorded since the last call (one per program), oldest first."""
+        outcomes, self._outcomes[:] = list(self._outcomes), []
+        return outcomes
+
+
+def install(wrapper: Wrapper) -> ExportPatch:
+    """Replace ``torch.export.export`` and every name already bound to it outside torch."""
+    global _installed
+    if _installed is not None:
+        raise RuntimeError(f"export wrapper {_installed.wrapper.name!r} is already installed")
+    import torch.export
+
+    patch = ExportPatch(wrapper, real_export())
+    torch.export.export = patch.function  # type: ignore[assignment]
+    patch.rebound = _rebind(patch.original, patch.function)
+    _installed = patch
+    return patch
+
+
+def uninstall(patch: ExportPatch) -> None:
+    """Restore the original everywhere the wrapper is bound, including modules imported since."""
+    global _installed
+    import torch.export
+
+    if torch.export.export is patch.function:
+        torch.export.export = patch.original  # type: ignore[assignment]
+    _rebind(patch.function, patch.original)
+    if _installed is patch:
+        _installed = None
+
+
+def installed() -> ExportPatch | None:
+    """The patch in force in this process, if any."""
+    return _installed

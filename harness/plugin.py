@@ -1,0 +1,161 @@
+"""pytest hooks: select a wrapper, patch torch.export.export before collection, apply expected failures, sum up.
+
+Registered through the ``pytest11`` entry point, so it works in any project once
+the package is installed. torch is imported only when a wrapper is selected.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from harness import patching
+from harness.errors import UnknownWrapperError, WrapperPluginError
+from harness.registry import available_wrappers, get_wrapper
+from harness.selection import ENV_VAR, INI_KEY, OPTION, Selection, SelectionError, resolve_selection
+from harness.summary import ProgramTally
+from harness.wrappers import Wrapper
+
+MARKER = "xfail_under"
+REPORT_ATTR = "export_wrapper_programs"
+WORKERINPUT_KEY = "export_wrapper"
+
+SELECTION_KEY = pytest.StashKey[Selection | None]()
+PATCH_KEY = pytest.StashKey[patching.ExportPatch]()
+
+HELP = (
+    "export wrapper to install in place of torch.export.export for the whole run "
+    f"(overrides ${ENV_VAR} and the {INI_KEY} ini option); see --export-wrapper-list"
+)
+MARKER_HELP = (
+    f"{MARKER}(*wrappers, reason, raises=None): strict xfail when the run's export wrapper "
+    "is one of *wrappers; reason must say what torch does wrong"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("export-harness", "torch.export wrapper harness")
+    group.addoption(OPTION, dest="export_wrapper", default=None, metavar="NAME", help=HELP)
+    group.addoption(
+        "--export-wrapper-list",
+        action="store_true",
+        default=False,
+        help="list the available export wrappers with their descriptions and exit",
+    )
+    parser.addini(INI_KEY, help=HELP, default="")
+
+
+def _list_wrappers() -> str:
+    wrappers = available_wrappers()
+    width = max(map(len, wrappers))
+    return "\n".join(f"{name:<{width}}  {w.description}" for name, w in wrappers.items())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """Validate the selection before anything is collected, so a bad name runs nothing."""
+    if config.getoption("export_wrapper_list"):
+        print(_list_wrappers())
+        return 0
+    if config.getoption("help", False):
+        return None
+    try:
+        selection = resolve_selection(
+            config.getoption("export_wrapper"), os.environ, config.getini(INI_KEY)
+        )
+        if selection is not None:
+            get_wrapper(selection.name, selection.source)
+    except (SelectionError, UnknownWrapperError, WrapperPluginError) as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    config.stash[SELECTION_KEY] = selection
+    return None
+
+
+def _selection(config: pytest.Config) -> Selection | None:
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None and WORKERINPUT_KEY in workerinput:
+        name = workerinput[WORKERINPUT_KEY]
+        return None if name is None else Selection(name, "the xdist controller")
+    return config.stash.get(SELECTION_KEY, None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    selection = _selection(config)
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(selection), "export-harness-xdist")
+    if selection is None:
+        return
+    wrapper = get_wrapper(selection.name, selection.source)
+    patch = patching.install(wrapper)
+    config.add_cleanup(lambda: patching.uninstall(patch))
+    config.stash[PATCH_KEY] = patch
+    config.pluginmanager.register(WrappedRun(patch), "export-harness-run")
+
+
+class XdistHooks:
+    """Hand the controller's resolved selection to every worker, so all of them patch the same way."""
+
+    def __init__(self, selection: Selection | None) -> None:
+        self.selection = selection
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[WORKERINPUT_KEY] = None if self.selection is None else self.selection.name
+
+
+def expected_failure(item: pytest.Item, wrapper: Wrapper) -> pytest.MarkDecorator | None:
+    """The strict xfail this item gets under ``wrapper``, from our marker or PyTorch's attribute."""
+    known = available_wrappers()
+    for mark in item.iter_markers(MARKER):
+        unknown = [name for name in mark.args if name not in known]
+        if unknown or not mark.args:
+            raise pytest.UsageError(
+                f"{item.nodeid}: @pytest.mark.{MARKER} names unknown wrapper(s) {unknown or '(none)'}; "
+                f"valid names: {', '.join(known)}"
+            )
+        reason = mark.kwargs.get("reason")
+        if not reason:
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.{MARKER} needs reason=... saying what breaks")
+        if wrapper.name in mark.args:
+            return pytest.mark.xfail(
+                reason=f"[{wrapper.name}] {reason}", strict=True, raises=mark.kwargs.get("raises")
+            )
+    attr = wrapper.pytorch_xfail_attr
+    function = getattr(item, "obj", None)
+    if attr and function is not None and getattr(function, attr, False):
+        return pytest.mark.xfail(reason=f"[{wrapper.name}] PyTorch-style {attr} attribute", strict=True)
+    return None
+
+
+class WrappedRun:
+    """The hooks that matter only while a wrapper is installed: expected failures and the program tally.
+
+    The same code path counts with and without xdist: workers attach each test phase's
+    outcomes to its report, and ``pytest_runtest_logreport`` (which runs wherever reports
+    end up, the controller under xdist) adds them up.
+    """
+
+    def __init__(self, patch: patching.ExportPatch) -> None:
+        self.patch = patch
+        self.tally = ProgramTally()
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            mark = expected_failure(item, self.patch.wrapper)
+            if mark is not None:
+                item.add_marker(mark)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self) -> Generator[None, Any, None]:
+        outcome = yield
+        setattr(outcome.get_result(), REPORT_ATTR, self.patch.drain())
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.tally.add(getattr(report, REPORT_ATTR, None) or ())
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        wrapper = self.patch.wrapper
+        terminalreporter.write_line(self.tally.line(wrapper.name, wrapper.verb))

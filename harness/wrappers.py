@@ -1,0 +1,265 @@
+"""The built-in export wrappers: drop-ins for ``torch.export.export`` that transform the result.
+
+This module knows torch (imported lazily, inside the stages) and nothing of pytest.
+Each wrapper either returns a transformed ``ExportedProgram`` or raises
+:class:`~harness.errors.ExportWrapperError` naming itself and the stage that broke;
+there is no fallback to the untransformed program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import io
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import ExportWrapperError
+
+if TYPE_CHECKING:
+    from torch.export import ExportedProgram
+    from torch.nn import Module
+
+ExportFn = Callable[..., "ExportedProgram"]
+"""The signature of ``torch.export.export``: (mod, args, kwargs=None, **options)."""
+
+Recorder = Callable[[str | None], None]
+"""Told once per program: ``None`` when every stage passed, else the stage that broke."""
+
+
+@dataclass
+class WrapperCall:
+    """One call of a wrapper: what the test passed, the original export, and stage bookkeeping.
+
+    Transforms receive this object so that they never see (or call) the patched
+    ``torch.export.export``, and so that every stage error is named the same way.
+    """
+
+    wrapper: str
+    original_export: ExportFn
+    mod: Module
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any] | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def export(self, **overrides: Any) -> ExportedProgram:
+        """Run the original export with the caller's arguments; errors pass through unchanged."""
+        return self.original_export(self.mod, self.args, self.kwargs, **{**self.options, **overrides})
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Name the stage in any error raised inside the block, chaining the cause."""
+        try:
+            yield
+        except ExportWrapperError:
+            raise
+        except Exception as exc:
+            raise ExportWrapperError(self.wrapper, name, exc) from exc
+
+
+Transform = Callable[[WrapperCall], "ExportedProgram"]
+
+
+@dataclass(frozen=True)
+class Wrapper:
+    """A registry entry: a name, a one-line description and the transform it applies.
+
+    ``verb`` fills the end-of-run summary ("412 programs round-tripped").
+    ``pytorch_xfail_attr`` is the function attribute PyTorch's in-tree export tests set
+    to mark an expected failure under the equivalent variant.
+    """
+
+    name: str
+    description: str
+    transform: Transform
+    verb: str = "exported"
+    tags: tuple[str, ...] = ()
+    pytorch_xfail_attr: str | None = None
+
+    def bind(self, original_export: ExportFn, record: Recorder) -> ExportFn:
+        """Make the drop-in for ``torch.export.export`` that the patch installs."""
+        wrapper = self
+
+        def export(
+            mod: Module,
+            args: tuple[Any, ...],
+            kwargs: Mapping[str, Any] | None = None,
+            **options: Any,
+        ) -> ExportedProgram:
+            call = WrapperCall(wrapper.name, original_export, mod, args, kwargs, options)
+            try:
+                program = wrapper.transform(call)
+            except ExportWrapperError as exc:
+                record(exc.stage)
+                raise
+            except Exception:
+                # The first export itself raised: let the caller see torch's own
+                # exception type (export-error tests depend on it), but count it.
+                record("export")
+                raise
+            record(None)
+            return program
+
+        export.__wrapped__ = original_export  # type: ignore[attr-defined]
+        export.__export_wrapper__ = self  # type: ignore[attr-defined]
+        export.__name__ = "export"
+        export.__qualname__ = f"export[{self.name}]"
+        export.__doc__ = f"torch.export.export under the {self.name!r} wrapper: {self.description}"
+        return export
+
+
+Stage = Callable[[WrapperCall, "ExportedProgram"], "ExportedProgram"]
+"""What a wrapper does to the program after the first export."""
+
+
+def _unchanged(call: WrapperCall, program: ExportedProgram) -> ExportedProgram:
+    return program
+
+
+def _save_load(call: WrapperCall, program: ExportedProgram) -> ExportedProgram:
+    import torch.export
+
+    buffer = io.BytesIO()
+    with call.stage("serialize"):
+        torch.export.save(program, buffer)
+    buffer.seek(0)
+    with call.stage("deserialize"):
+        return torch.export.load(buffer)
+
+
+def _cpp_roundtrip(call: WrapperCall, program: ExportedProgram) -> ExportedProgram:
+    import torch._C._export as cpp_export
+    from torch._export.serde import serialize as serde
+
+    with call.stage("serialize"):
+        artifact = serde.serialize(program)
+    with call.stage("cpp_roundtrip"):
+        cpp_program = cpp_export.deserialize_exported_program(artifact.exported_program.decode("utf-8"))
+        payload = cpp_export.serialize_exported_program(cpp_program)
+        artifact = dataclasses.replace(artifact, exported_program=payload.encode("utf-8"))
+    with call.stage("deserialize"):
+        return serde.deserialize(artifact)
+
+
+def positional_dynamic_shapes(
+    mod: Module, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None, dynamic_shapes: Any
+) -> Any:
+    """Turn a ``dynamic_shapes`` dict keyed by argument name into a tuple in call order.
+
+    ``ep.module()`` has a generated signature whose names need not match the
+    original ``forward``; positions do.
+    """
+    if not isinstance(dynamic_shapes, dict):
+        return dynamic_shapes
+    bound = inspect.signature(mod.forward).bind(*args, **dict(kwargs or {}))
+    return tuple(dynamic_shapes.get(name) for name in bound.arguments)
+
+
+def _retrace(call: WrapperCall, program: ExportedProgram) -> ExportedProgram:
+    with call.stage("retrace"):
+        options = dict(call.options)
+        if "dynamic_shapes" in options:
+            options["dynamic_shapes"] = positional_dynamic_shapes(
+                call.mod, call.args, call.kwargs, options["dynamic_shapes"]
+            )
+        return call.original_export(program.module(), call.args, call.kwargs, **options)
+
+
+def _decompose(call: WrapperCall, program: ExportedProgram) -> ExportedProgram:
+    with call.stage("decompose"):
+        return program.run_decompositions({})
+
+
+def as_called(stage: Stage) -> Transform:
+    """First export exactly as the caller asked, then ``stage``."""
+
+    def transform(call: WrapperCall) -> ExportedProgram:
+        return stage(call, call.export())
+
+    return transform
+
+
+def strict_by_default(stage: Stage) -> Transform:
+    """``strict=True`` unless the caller chose, for the first export and every later one."""
+
+    def transform(call: WrapperCall) -> ExportedProgram:
+        strict_call = dataclasses.replace(call, options={"strict": True, **call.options})
+        return stage(strict_call, strict_call.export())
+
+    return transform
+
+
+BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
+    Wrapper(
+        "non_strict",
+        "plain torch.export.export as called (non-strict is torch 2.13's default)",
+        as_called(_unchanged),
+        tags=("plain",),
+        pytorch_xfail_attr="_expected_failure_non_strict",
+    ),
+    Wrapper(
+        "strict",
+        "plain export with strict=True unless the caller passed strict",
+        strict_by_default(_unchanged),
+        tags=("plain",),
+        pytorch_xfail_attr="_expected_failure_strict",
+    ),
+    Wrapper(
+        "serdes_strict",
+        "strict export, then torch.export.save to memory and torch.export.load back",
+        strict_by_default(_save_load),
+        verb="round-tripped",
+        tags=("serdes",),
+        pytorch_xfail_attr="_expected_failure_serdes",
+    ),
+    Wrapper(
+        "serdes_non_strict",
+        "export as called, then torch.export.save to memory and torch.export.load back",
+        as_called(_save_load),
+        verb="round-tripped",
+        tags=("serdes",),
+        pytorch_xfail_attr="_expected_failure_serdes_non_strict",
+    ),
+    Wrapper(
+        "cpp_serdes",
+        "export as called, Python serializer, C++ deserialize+serialize, Python deserializer",
+        as_called(_cpp_roundtrip),
+        verb="round-tripped",
+        tags=("serdes", "cpp"),
+        pytorch_xfail_attr="_expected_failure_cpp_serdes",
+    ),
+    Wrapper(
+        "retrace_strict",
+        "strict export, then export ep.module() again with the same inputs and options",
+        strict_by_default(_retrace),
+        verb="retraced",
+        tags=("retrace",),
+        pytorch_xfail_attr="_expected_failure_retrace",
+    ),
+    Wrapper(
+        "retrace_non_strict",
+        "export as called, then export ep.module() again with the same inputs and options",
+        as_called(_retrace),
+        verb="retraced",
+        tags=("retrace",),
+        pytorch_xfail_attr="_expected_failure_retrace_non_strict",
+    ),
+    Wrapper(
+        "run_decomp_strict",
+        "strict export, then ep.run_decompositions({}) (training IR to inference IR)",
+        strict_by_default(_decompose),
+        verb="decomposed",
+        tags=("decomp",),
+        pytorch_xfail_attr="_expected_failure_training_ir_to_run_decomp",
+    ),
+    Wrapper(
+        "run_decomp_non_strict",
+        "export as called, then ep.run_decompositions({}) (training IR to inference IR)",
+        as_called(_decompose),
+        verb="decomposed",
+        tags=("decomp",),
+        pytorch_xfail_attr="_expected_failure_training_ir_to_run_decomp_non_strict",
+    ),
+)

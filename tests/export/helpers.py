@@ -1,0 +1,135 @@
+"""Shared helpers of the export suite: export-then-compare, inputs, and graph inspection.
+
+``export`` is imported at module level on purpose: the harness patches it before this
+module is imported, so every call below goes through the selected wrapper.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+from torch.export import ExportedProgram, export
+from torch.utils import _pytree as pytree
+
+
+def randn(*shape: int, dtype: torch.dtype = torch.float32, requires_grad: bool = False) -> torch.Tensor:
+    """A random tensor of ``shape`` (the suite's autouse fixture seeds the generator)."""
+    return torch.randn(*shape, dtype=dtype, requires_grad=requires_grad)
+
+
+def _clone(tree: Any) -> Any:
+    """Deep copy of an input pytree, so runs never see each other's in-place changes."""
+    return pytree.tree_map_only(torch.Tensor, lambda t: t.detach().clone(), copy.copy(tree))
+
+
+def assert_same(actual: Any, expected: Any, *, rtol: float | None = None, atol: float | None = None) -> None:
+    """Pytree-aware equality: same structure, same tensor values (and dtypes), same other leaves."""
+    a_leaves, a_spec = pytree.tree_flatten(actual)
+    e_leaves, e_spec = pytree.tree_flatten(expected)
+    assert a_spec == e_spec, f"output structure differs:\n  got      {a_spec}\n  expected {e_spec}"
+    for a, e in zip(a_leaves, e_leaves, strict=True):
+        if isinstance(e, torch.Tensor):
+            torch.testing.assert_close(a, e, rtol=rtol, atol=atol, equal_nan=True)
+        else:
+            assert a == e, f"non-tensor output differs: {a!r} != {e!r}"
+
+
+def check_export(
+    mod: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None = None,
+    *,
+    fresh: Iterable[tuple[Any, ...] | tuple[tuple[Any, ...], dict[str, Any]]] = (),
+    rtol: float | None = None,
+    atol: float | None = None,
+    **export_options: Any,
+) -> ExportedProgram:
+    """Export ``mod`` and check the program against eager on the example inputs and every ``fresh`` set.
+
+    Eager runs on a deep copy of the module, the program on its own module; both get
+    copies of the inputs. After each call the outputs, the inputs (for in-place
+    mutation) and the buffers must agree. ``fresh`` items are args tuples or
+    ``(args, kwargs)`` pairs. Returns the exported program for structural checks.
+    """
+    eager = copy.deepcopy(mod)
+    ep = export(mod, args, kwargs, **export_options)
+    program = ep.module()
+    runs: list[tuple[tuple[Any, ...], dict[str, Any]]] = [(args, dict(kwargs or {}))]
+    for item in fresh:
+        if len(item) == 2 and isinstance(item[0], tuple) and isinstance(item[1], dict):
+            runs.append((item[0], item[1]))
+        else:
+            runs.append((item, {}))  # type: ignore[arg-type]
+    for run_args, run_kwargs in runs:
+        eager_in = _clone((run_args, run_kwargs))
+        program_in = _clone((run_args, run_kwargs))
+        expected = eager(*eager_in[0], **eager_in[1])
+        actual = program(*program_in[0], **program_in[1])
+        assert_same(actual, expected, rtol=rtol, atol=atol)
+        assert_same(program_in, eager_in, rtol=rtol, atol=atol)
+        assert_same(dict(program.named_buffers()), dict(eager.named_buffers()), rtol=rtol, atol=atol)
+    return ep
+
+
+def op_targets(ep: ExportedProgram) -> set[str]:
+    """Names of every op called in the graph, e.g. ``{"aten.add.Tensor", "aten.relu.default"}``."""
+    targets = set()
+    for node in ep.graph.nodes:
+        if node.op == "call_function":
+            targets.add(str(node.target).removeprefix("torch.ops."))
+    return targets
+
+
+def input_kinds(ep: ExportedProgram) -> list[tuple[str, str | None]]:
+    """The graph signature's inputs as ``(kind, target)``: ``("PARAMETER", "lin.weight")``, ..."""
+    return [(spec.kind.name, spec.target) for spec in ep.graph_signature.input_specs]
+
+
+def output_kinds(ep: ExportedProgram) -> list[tuple[str, str | None]]:
+    """The graph signature's outputs as ``(kind, target)``: ``("BUFFER_MUTATION", "count")``, ..."""
+    return [(spec.kind.name, spec.target) for spec in ep.graph_signature.output_specs]
+
+
+def bounds(ep: ExportedProgram) -> list[tuple[int, int | float]]:
+    """Range constraints as ``(lower, upper)`` pairs (``math.inf`` for unbounded), in symbol order."""
+    result = []
+    for vr in ep.range_constraints.values():
+        upper = vr.upper
+        result.append((int(vr.lower), float("inf") if not upper.is_finite else int(upper)))
+    return result
+
+
+def raises_on_call(program: Callable[..., Any], *args: Any, match: str | None = None) -> BaseException:
+    """Call ``program`` expecting a shape/guard error; return it for further assertions."""
+    import pytest
+
+    with pytest.raises((AssertionError, RuntimeError, ValueError), match=match) as info:
+        program(*args)
+    return info.value
+
+
+def module_of(fn: Callable[..., Any]) -> torch.nn.Module:
+    """Wrap a plain function into a module so it can be exported."""
+
+    class FunctionModule(torch.nn.Module):
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **kwargs)
+
+    return FunctionModule()
+
+
+__all__: Sequence[str] = [
+    "assert_same",
+    "bounds",
+    "check_export",
+    "export",
+    "input_kinds",
+    "module_of",
+    "op_targets",
+    "output_kinds",
+    "raises_on_call",
+    "randn",
+]
