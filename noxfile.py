@@ -25,7 +25,12 @@ nox.options.sessions = ["serdes_strict"]
 nox.options.error_on_missing_interpreters = True
 
 SHARED_ENV = ROOT / ".nox" / "shared"
-REQUIREMENTS = ("requirements/torch.txt", "requirements/test.txt", "requirements/lint.txt")
+REQUIREMENTS = (
+    "requirements/torch.txt",
+    "requirements/test.txt",
+    "requirements/lint.txt",
+    "requirements/nox.txt",  # so mypy sees nox's types
+)
 EXPORT_SUITE = "tests/export"
 HARNESS_TESTS = "tests/harness"
 
@@ -89,7 +94,8 @@ def export(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The harness's own tests, then a quick pass of the export suite under every wrapper."""
+    """The harness's own tests, a quick pass of the export suite under every wrapper, then lint."""
+    session.notify("lint")
     run_pytest(session, HARNESS_TESTS, "-n", "auto", *session.posargs, wrapper=None)
     for wrapper in BUILTIN_WRAPPERS:
         session.log(f"quick pass under {wrapper.name}")

@@ -69,7 +69,7 @@ def install(wrapper: Wrapper) -> ExportPatch:
     import torch.export
 
     patch = ExportPatch(wrapper, real_export())
-    torch.export.export = patch.function  # type: ignore[assignment]
+    torch.export.export = patch.function
     patch.rebound = _rebind(patch.original, patch.function)
     _installed = patch
     return patch
@@ -81,7 +81,7 @@ def uninstall(patch: ExportPatch) -> None:
     import torch.export
 
     if torch.export.export is patch.function:
-        torch.export.export = patch.original  # type: ignore[assignment]
+        torch.export.export = patch.original
     _rebind(patch.function, patch.original)
     if _installed is patch:
         _installed = None

@@ -140,7 +140,8 @@ def _cpp_roundtrip(call: WrapperCall, program: ExportedProgram) -> ExportedProgr
         payload = cpp_export.serialize_exported_program(cpp_program)
         artifact = dataclasses.replace(artifact, exported_program=payload.encode("utf-8"))
     with call.stage("deserialize"):
-        return serde.deserialize(artifact)
+        deserialized: ExportedProgram = serde.deserialize(artifact)
+    return deserialized
 
 
 def positional_dynamic_shapes(
@@ -169,7 +170,8 @@ def _retrace(call: WrapperCall, program: ExportedProgram) -> ExportedProgram:
 
 def _decompose(call: WrapperCall, program: ExportedProgram) -> ExportedProgram:
     with call.stage("decompose"):
-        return program.run_decompositions({})
+        decomposed: ExportedProgram = program.run_decompositions({})
+    return decomposed
 
 
 def as_called(stage: Stage) -> Transform:

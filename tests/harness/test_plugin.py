@@ -159,14 +159,15 @@ def test_patch_is_undone_after_the_session(tester: pytest.Pytester) -> None:
         import pytest
         import torch.export
         original = torch.export.export
-        code = pytest.main(["-p", "no:cacheprovider", "-q", "--export-wrapper", "retrace_strict", "test_uses_export.py"])
+        args = ["-p", "no:cacheprovider", "-q", "test_uses_export.py"]
+        code = pytest.main([*args, "--export-wrapper", "retrace_strict"])
         assert code == 0, code
         import test_uses_export
         assert torch.export.export is original, "attribute still patched"
         assert early_helper.early_export is original, "early import still patched"
         assert test_uses_export.export is original, "test module still patched"
         # A configure that fails must leave nothing behind either.
-        code = pytest.main(["-p", "no:cacheprovider", "-q", "--export-wrapper", "nope", "test_uses_export.py"])
+        code = pytest.main([*args, "--export-wrapper", "nope"])
         assert code == pytest.ExitCode.USAGE_ERROR, code
         assert torch.export.export is original
         print("RESTORED")
@@ -207,7 +208,7 @@ def test_marker_is_a_strict_xfail_only_under_named_wrappers(tester: pytest.Pytes
     result = run(tester, "--export-wrapper", "serdes_strict", "-rfxX", *workers)
     result.assert_outcomes(passed=1, xfailed=1, failed=1)
     result.stdout.fnmatch_lines(["[[]XPASS(strict)[]] [[]serdes_strict[]] stale mark: this passes"])
-    result.stdout.fnmatch_lines(["*XFAIL*test_breaks_under_serdes*[[]serdes_strict[]] the round trip really breaks here*"])
+    result.stdout.fnmatch_lines(["*XFAIL*test_breaks_under_serdes*[[]serdes_strict[]] the round trip really breaks*"])
     result.stdout.fnmatch_lines(["FAILED *test_stale_mark*"])
     result.stdout.fnmatch_lines(["export wrapper serdes_strict: 2 programs round-tripped, 0 failed"])
 
