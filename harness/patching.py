@@ -55,22 +55,38 @@ class ExportPatch:
         self.function: ExportFn = wrapper.bind(original, self._outcomes.append)
         self.rebound: list[tuple[ModuleType, str]] = []
 
+    def bind_into(self, module: ModuleType) -> None:
+        """Point ``module``'s names for the original export at the wrapper (PyTorch-compat mode)."""
+        namespace = vars(module)
+        for attr, value in list(namespace.items()):
+            if value is self.original:
+                namespace[attr] = self.function
+                self.rebound.append((module, attr))
+
     def drain(self) -> list[str | None]:
         """Outcomes recorded since the last call (one per program), oldest first."""
         outcomes, self._outcomes[:] = list(self._outcomes), []
         return outcomes
 
 
-def install(wrapper: Wrapper) -> ExportPatch:
-    """Replace ``torch.export.export`` and every name already bound to it outside torch."""
+def install(wrapper: Wrapper, *, patch_attribute: bool = True) -> ExportPatch:
+    """Make the wrapper reachable where tests look for export.
+
+    With ``patch_attribute`` (the default) ``torch.export.export`` itself is replaced and
+    every name already bound to it outside torch is rebound. Without it nothing is
+    touched yet: the caller binds the wrapper into chosen modules with
+    :meth:`ExportPatch.bind_into`, leaving the qualified ``torch.export.export`` as the
+    escape hatch PyTorch-style suites rely on.
+    """
     global _installed
     if _installed is not None:
         raise RuntimeError(f"export wrapper {_installed.wrapper.name!r} is already installed")
-    import torch.export
-
     patch = ExportPatch(wrapper, real_export())
-    torch.export.export = patch.function
-    patch.rebound = _rebind(patch.original, patch.function)
+    if patch_attribute:
+        import torch.export
+
+        torch.export.export = patch.function
+        patch.rebound = _rebind(patch.original, patch.function)
     _installed = patch
     return patch
 

@@ -7,28 +7,47 @@ the package is installed. torch is imported only when a wrapper is selected.
 from __future__ import annotations
 
 import os
+import unittest
 from collections.abc import Generator
 from typing import Any
 
 import pytest
 
-from harness import patching
+from harness import active_wrapper, patching
 from harness.errors import UnknownWrapperError, WrapperPluginError
 from harness.registry import available_wrappers, get_wrapper
-from harness.selection import ENV_VAR, INI_KEY, OPTION, Selection, SelectionError, resolve_selection
+from harness.selection import (
+    COMPAT_ENV_VAR,
+    COMPAT_INI_KEY,
+    COMPAT_OPTION,
+    ENV_VAR,
+    INI_KEY,
+    OPTION,
+    Selection,
+    SelectionError,
+    resolve_compat,
+    resolve_selection,
+)
 from harness.summary import ProgramTally
 from harness.wrappers import Wrapper
 
 MARKER = "xfail_under"
 REPORT_ATTR = "export_wrapper_programs"
 WORKERINPUT_KEY = "export_wrapper"
+WORKERINPUT_COMPAT_KEY = "export_pytorch_compat"
 
 SELECTION_KEY = pytest.StashKey[Selection | None]()
+COMPAT_KEY = pytest.StashKey[bool]()
 PATCH_KEY = pytest.StashKey[patching.ExportPatch]()
 
 HELP = (
     "export wrapper to install in place of torch.export.export for the whole run "
     f"(overrides ${ENV_VAR} and the {INI_KEY} ini option); see --export-wrapper-list"
+)
+COMPAT_HELP = (
+    "PyTorch-compat mode: wrap only the `export` names bound in test modules (the qualified "
+    "torch.export.export stays the original, PyTorch's escape hatch) and show unittest tests "
+    f"their variant through self._testMethodName's suffix (also ${COMPAT_ENV_VAR}=1)"
 )
 MARKER_HELP = (
     f"{MARKER}(*wrappers, reason, raises=None): strict xfail when the run's export wrapper "
@@ -45,7 +64,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="list the available export wrappers with their descriptions and exit",
     )
+    group.addoption(COMPAT_OPTION, dest="export_pytorch_compat", action="store_true", default=False, help=COMPAT_HELP)
     parser.addini(INI_KEY, help=HELP, default="")
+    parser.addini(COMPAT_INI_KEY, help=COMPAT_HELP, type="bool", default=False)
 
 
 def _list_wrappers() -> str:
@@ -68,42 +89,52 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         )
         if selection is not None:
             get_wrapper(selection.name, selection.source)
+        compat = resolve_compat(
+            config.getoption("export_pytorch_compat"), os.environ, bool(config.getini(COMPAT_INI_KEY))
+        )
     except (SelectionError, UnknownWrapperError, WrapperPluginError) as exc:
         raise pytest.UsageError(str(exc)) from exc
     config.stash[SELECTION_KEY] = selection
+    config.stash[COMPAT_KEY] = compat
     return None
 
 
-def _selection(config: pytest.Config) -> Selection | None:
+def _selection(config: pytest.Config) -> tuple[Selection | None, bool]:
+    """The wrapper and compat mode: the controller's when this is an xdist worker."""
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is not None and WORKERINPUT_KEY in workerinput:
         name = workerinput[WORKERINPUT_KEY]
-        return None if name is None else Selection(name, "the xdist controller")
-    return config.stash.get(SELECTION_KEY, None)
+        selection = None if name is None else Selection(name, "the xdist controller")
+        return selection, bool(workerinput[WORKERINPUT_COMPAT_KEY])
+    return config.stash.get(SELECTION_KEY, None), config.stash.get(COMPAT_KEY, False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
-    selection = _selection(config)
+    selection, compat = _selection(config)
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistHooks(selection), "export-harness-xdist")
+        config.pluginmanager.register(XdistHooks(selection, compat), "export-harness-xdist")
     if selection is None:
         return
     wrapper = get_wrapper(selection.name, selection.source)
-    patch = patching.install(wrapper)
+    patch = patching.install(wrapper, patch_attribute=not compat)
     config.add_cleanup(lambda: patching.uninstall(patch))
     config.stash[PATCH_KEY] = patch
     config.pluginmanager.register(WrappedRun(patch), "export-harness-run")
+    if compat:
+        config.pluginmanager.register(PyTorchCompat(patch), "export-harness-pytorch-compat")
 
 
 class XdistHooks:
     """Hand the controller's resolved selection to every worker, so all of them patch the same way."""
 
-    def __init__(self, selection: Selection | None) -> None:
+    def __init__(self, selection: Selection | None, compat: bool) -> None:
         self.selection = selection
+        self.compat = compat
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[WORKERINPUT_KEY] = None if self.selection is None else self.selection.name
+        node.workerinput[WORKERINPUT_COMPAT_KEY] = self.compat
 
 
 def expected_failure(item: pytest.Item, wrapper: Wrapper) -> pytest.MarkDecorator | None:
@@ -159,3 +190,56 @@ class WrappedRun:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         wrapper = self.patch.wrapper
         terminalreporter.write_line(self.tally.line(wrapper.name, wrapper.verb))
+
+
+class PyTorchCompat:
+    """Behave like PyTorch's generated per-variant wrapper files (``--pytorch-compat``).
+
+    Those files patch only the ``export`` name bound in the test module, so a qualified
+    ``torch.export.export(...)`` call is an escape hatch, and they rename every test with
+    a variant suffix that tests read from ``self._testMethodName``. pytest's own test ids
+    stay unchanged so results and durations line up across wrappers.
+    """
+
+    def __init__(self, patch: patching.ExportPatch) -> None:
+        self.patch = patch
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        seen: set[int] = set()
+        for item in items:
+            module = getattr(item, "module", None)
+            if module is not None and id(module) not in seen:
+                seen.add(id(module))
+                self.patch.bind_into(module)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        testcase = getattr(item, "instance", None)
+        suffix = self.patch.wrapper.pytorch_suffix
+        if not isinstance(testcase, unittest.TestCase) or not suffix:
+            yield
+            return
+        name = testcase._testMethodName
+        variant_name = name + suffix
+        # unittest looks the method up by _testMethodName; the alias keeps skips and
+        # expectedFailure working, since they are attributes of the same function.
+        setattr(testcase, variant_name, getattr(testcase, name))
+        testcase._testMethodName = variant_name
+        try:
+            yield
+        finally:
+            testcase._testMethodName = name
+            delattr(testcase, variant_name)
+
+
+@pytest.fixture
+def export_wrapper() -> str | None:
+    """The name of the export wrapper this run installed, or ``None``: for tests that must branch on it."""
+    return active_wrapper()
+
+
+@pytest.fixture
+def original_export() -> Any:
+    """torch.export.export itself, never the wrapper: the documented escape hatch for our own suite."""
+    return patching.real_export()

@@ -6,6 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 ENV_VAR = "EXPORT_WRAPPER"
+COMPAT_ENV_VAR = "EXPORT_PYTORCH_COMPAT"
+COMPAT_OPTION = "--pytorch-compat"
+COMPAT_INI_KEY = "export_pytorch_compat"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
 OPTION = "--export-wrapper"
 INI_KEY = "export_wrapper"
 
@@ -42,3 +47,20 @@ def resolve_selection(
             raise SelectionError(f"{source} is set but empty; give a wrapper name or unset it")
         return Selection(value.strip(), source)
     return None
+
+
+def resolve_compat(cli_flag: bool, environ: Mapping[str, str], ini_value: bool) -> bool:
+    """PyTorch-compat mode: the CLI flag, else ``EXPORT_PYTORCH_COMPAT``, else the ini option."""
+    if cli_flag:
+        return True
+    value = environ.get(COMPAT_ENV_VAR)
+    if value is not None:
+        if value.strip().lower() in _TRUE:
+            return True
+        if value.strip().lower() in _FALSE:
+            return False
+        raise SelectionError(
+            f"environment variable {COMPAT_ENV_VAR}={value!r} is not a boolean; use one of "
+            f"{', '.join(_TRUE + _FALSE[:-1])}"
+        )
+    return ini_value

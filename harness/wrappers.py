@@ -68,7 +68,9 @@ class Wrapper:
 
     ``verb`` fills the end-of-run summary ("412 programs round-tripped").
     ``pytorch_xfail_attr`` is the function attribute PyTorch's in-tree export tests set
-    to mark an expected failure under the equivalent variant.
+    to mark an expected failure under the equivalent variant; ``pytorch_suffix`` is the
+    suffix PyTorch's generated wrapper files append to test names for that variant
+    (``--pytorch-compat`` shows it to tests through ``self._testMethodName``).
     """
 
     name: str
@@ -77,6 +79,7 @@ class Wrapper:
     verb: str = "exported"
     tags: tuple[str, ...] = ()
     pytorch_xfail_attr: str | None = None
+    pytorch_suffix: str | None = None
 
     def bind(self, original_export: ExportFn, record: Recorder) -> ExportFn:
         """Make the drop-in for ``torch.export.export`` that the patch installs."""
@@ -200,6 +203,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         as_called(_unchanged),
         tags=("plain",),
         pytorch_xfail_attr="_expected_failure_non_strict",
+        pytorch_suffix="_nonstrict",
     ),
     Wrapper(
         "strict",
@@ -207,6 +211,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         strict_by_default(_unchanged),
         tags=("plain",),
         pytorch_xfail_attr="_expected_failure_strict",
+        pytorch_suffix="_strict",
     ),
     Wrapper(
         "serdes_strict",
@@ -215,6 +220,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         verb="round-tripped",
         tags=("serdes",),
         pytorch_xfail_attr="_expected_failure_serdes",
+        pytorch_suffix="_serdes_strict",
     ),
     Wrapper(
         "serdes_non_strict",
@@ -223,6 +229,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         verb="round-tripped",
         tags=("serdes",),
         pytorch_xfail_attr="_expected_failure_serdes_non_strict",
+        pytorch_suffix="_serdes_nonstrict",
     ),
     Wrapper(
         "cpp_serdes",
@@ -231,6 +238,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         verb="round-tripped",
         tags=("serdes", "cpp"),
         pytorch_xfail_attr="_expected_failure_cpp_serdes",
+        pytorch_suffix="_cpp_serdes",
     ),
     Wrapper(
         "retrace_strict",
@@ -239,6 +247,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         verb="retraced",
         tags=("retrace",),
         pytorch_xfail_attr="_expected_failure_retrace",
+        pytorch_suffix="_retraceability_strict",
     ),
     Wrapper(
         "retrace_non_strict",
@@ -247,6 +256,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         verb="retraced",
         tags=("retrace",),
         pytorch_xfail_attr="_expected_failure_retrace_non_strict",
+        pytorch_suffix="_retraceability_nonstrict",
     ),
     Wrapper(
         "run_decomp_strict",
@@ -255,6 +265,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         verb="decomposed",
         tags=("decomp",),
         pytorch_xfail_attr="_expected_failure_training_ir_to_run_decomp",
+        pytorch_suffix="_training_ir_to_decomp_strict",
     ),
     Wrapper(
         "run_decomp_non_strict",
@@ -263,5 +274,6 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         verb="decomposed",
         tags=("decomp",),
         pytorch_xfail_attr="_expected_failure_training_ir_to_run_decomp_non_strict",
+        pytorch_suffix="_training_ir_to_decomp_nonstrict",
     ),
 )
