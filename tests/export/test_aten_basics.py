@@ -6,14 +6,16 @@ inputs and on fresh ones (other sizes on dynamic dims), and checks the graph whe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sympy
 import torch
-from torch.export import Dim
+from torch.export import Dim, ExportedProgram
+from torch.utils._sympy.numbers import int_oo
 
-from harness import ExportWrapperError
 from tests.export.helpers import (
     assert_same,
     bounds,
@@ -28,6 +30,13 @@ from tests.export.helpers import (
 
 Fn = Callable[..., Any]
 
+NON_STRICT_WRAPPERS = ("non_strict", "serdes_non_strict", "cpp_serdes", "retrace_non_strict", "run_decomp_non_strict")
+
+SLICE_LENGTH_ONE_GUARD = (
+    "torch 2.13 non-strict export: slicing a dynamic dim (x[1:]) guards the slice length != 1, so Dim(min=2) "
+    "raises a ConstraintViolation UserError; strict export accepts it (export)"
+)
+
 
 def _ints(*shape: int, low: int = -5, high: int = 6, dtype: torch.dtype = torch.int64) -> torch.Tensor:
     """Random integers in ``[low, high)`` of ``shape`` and ``dtype``."""
@@ -39,9 +48,73 @@ def _positive(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     return torch.rand(*shape).add(0.5).to(dtype)
 
 
+def _bounds(ep: ExportedProgram) -> list[tuple[int, int | float]]:
+    """Like ``helpers.bounds``, but correct for dims without a max.
+
+    ``helpers.bounds`` tests ``upper.is_finite``, True for torch 2.13's ``int_oo``, then ``int(int_oo)`` raises.
+    """
+    return [
+        (int(vr.lower), math.inf if vr.upper in (int_oo, sympy.oo) else int(vr.upper))
+        for vr in ep.range_constraints.values()
+    ]
+
+
+def _module(fn: Fn, arity: int) -> torch.nn.Module:
+    """Like ``module_of``, but ``forward`` names its 1 or 2 parameters, so ``dynamic_shapes`` can be a plain tuple."""
+
+    class Unary(torch.nn.Module):
+        def forward(self, x: Any) -> Any:
+            return fn(x)
+
+    class Binary(torch.nn.Module):
+        def forward(self, x: Any, y: Any) -> Any:
+            return fn(x, y)
+
+    return {1: Unary, 2: Binary}[arity]()
+
+
 def _check_fn(fn: Fn, args: tuple[Any, ...], fresh: list[tuple[Any, ...]] | None = None, **options: Any) -> Any:
     """Export a plain function and compare it with eager on ``args`` and ``fresh``."""
-    return check_export(module_of(fn), args, fresh=fresh or [], **options)
+    mod = _module(fn, len(args)) if "dynamic_shapes" in options else module_of(fn)
+    return check_export(mod, args, fresh=fresh or [], **options)
+
+
+def _mutated_inputs(ep: ExportedProgram) -> set[tuple[str, str | None]]:
+    """The inputs the program writes to, as ``(kind, target)`` like ``input_kinds``.
+
+    torch 2.13's export keeps in-place ops in its (training IR) graph and lists no mutation in the
+    signature; ``run_decompositions`` functionalizes them into USER_INPUT_MUTATION/BUFFER_MUTATION
+    outputs. This reads both: the signature, and in-place ops writing to a placeholder or a view of one.
+    """
+    specs = {spec.arg.name: spec for spec in ep.graph_signature.input_specs if hasattr(spec.arg, "name")}
+    mutated = {
+        (specs[name].kind.name, specs[name].target) for name in ep.graph_signature.user_inputs_to_mutate.values()
+    }
+    mutated |= {("BUFFER", target) for target in ep.graph_signature.buffers_to_mutate.values()}
+    for node in ep.graph.nodes:
+        if node.op != "call_function" or not isinstance(node.target, torch._ops.OpOverload):
+            continue
+        for schema_arg, arg in zip(node.target._schema.arguments, node.args, strict=False):
+            if (
+                schema_arg.alias_info is None
+                or not schema_arg.alias_info.is_write
+                or not isinstance(arg, torch.fx.Node)
+            ):
+                continue
+            base = arg
+            while base.op == "call_function" and _is_view(base):
+                base = base.args[0]
+            if base.op == "placeholder":
+                mutated.add((specs[base.name].kind.name, specs[base.name].target))
+    return mutated
+
+
+def _is_view(node: torch.fx.Node) -> bool:
+    """Whether ``node`` is an ATen view op (its output aliases its first argument, read-only)."""
+    if not isinstance(node.target, torch._ops.OpOverload) or not node.args:
+        return False
+    first = node.target._schema.arguments[0].alias_info if node.target._schema.arguments else None
+    return first is not None and not first.is_write
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -211,7 +284,7 @@ INDEXING: dict[str, Fn] = {
     "narrow": lambda x: x.narrow(2, 1, 2),
     "select": lambda x: x.select(1, -1),
     "unbind": lambda x: x.unbind(0),
-    "split_chunk": lambda x: (*x.split([1, 2], dim=1), *x.chunk(2, dim=2)),
+    "split_chunk": lambda x: (*x.split([1, 3], dim=1), *x.chunk(2, dim=2)),
     "roll": lambda x: x.roll(shifts=(1, -1), dims=(0, 2)),
 }
 
@@ -294,7 +367,11 @@ def test_index_put_on_a_clone() -> None:
         y[idx] = v
         return y
 
-    ep = _check_fn(fn, (randn(5, 3), torch.tensor([4, 0]), randn(2, 3)), fresh=[(randn(5, 3), _ints(2, low=0, high=5), randn(2, 3))])
+    ep = _check_fn(
+        fn,
+        (randn(5, 3), torch.tensor([4, 0]), randn(2, 3)),
+        fresh=[(randn(5, 3), _ints(2, low=0, high=5), randn(2, 3))],
+    )
     assert [kind for kind, _ in output_kinds(ep)] == ["USER_OUTPUT"]
 
 
@@ -307,13 +384,25 @@ def test_index_add_and_index_copy() -> None:
 
 
 def test_slicing_a_dynamic_batch() -> None:
-    """Slices relative to the end of a dynamic dim follow the runtime size."""
-    batch = Dim("batch", min=3)
-    _check_fn(
+    """Slices relative to the end of a dynamic dim follow the runtime size (every result at least 2 long)."""
+    batch = Dim("batch", min=4, max=100)
+    ep = _check_fn(
         lambda x: (x[1:-1], x[-2:], x.flip(0)[::2], x.narrow(0, 1, 2)),
         (randn(5, 3),),
-        fresh=[(randn(3, 3),), (randn(8, 3),)],
+        fresh=[(randn(4, 3),), (randn(9, 3),)],
         dynamic_shapes=({0: batch},),
+    )
+    assert bounds(ep) == [(4, 100)]
+
+
+@pytest.mark.xfail_under(*NON_STRICT_WRAPPERS, reason=SLICE_LENGTH_ONE_GUARD, raises=torch._dynamo.exc.UserError)
+def test_dynamic_slice_down_to_length_one() -> None:
+    """x[1:] on a batch with min=2: at batch 2 the slice has length 1, which the program must accept."""
+    _check_fn(
+        lambda x: x[1:] * 2,
+        (randn(5, 3),),
+        fresh=[(randn(2, 3),), (randn(7, 3),)],
+        dynamic_shapes=({0: Dim("batch", min=2)},),
     )
 
 
@@ -354,7 +443,7 @@ def test_inplace_ops_on_an_intermediate() -> None:
 
     ep = _check_fn(fn, (randn(3, 4),), fresh=[(randn(3, 4),)])
     assert output_kinds(ep) == [("USER_OUTPUT", None)]
-    assert not {t for t in op_targets(ep) if t.split(".")[1].endswith("_")}
+    assert _mutated_inputs(ep) == set()
 
 
 def test_inplace_through_a_view_of_an_intermediate() -> None:
@@ -371,15 +460,15 @@ def test_inplace_through_a_view_of_an_intermediate() -> None:
 
 
 def test_inplace_mutation_of_an_input() -> None:
-    """x.add_ mutates the user input: the signature says USER_INPUT_MUTATION and the caller sees it."""
+    """x.add_ mutates the user input: the program writes to it and the caller sees the new values."""
 
     def fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x.add_(y)
         return x.sum()
 
     ep = _check_fn(fn, (randn(3), randn(3)), fresh=[(randn(3), randn(3))])
-    kinds = [kind for kind, _ in output_kinds(ep)]
-    assert kinds == ["USER_INPUT_MUTATION", "USER_OUTPUT"]
+    assert _mutated_inputs(ep) == {("USER_INPUT", None)}
+    assert [kind for kind, _ in output_kinds(ep)][-1] == "USER_OUTPUT"
 
 
 def test_inplace_mutation_through_a_view_of_an_input() -> None:
@@ -390,7 +479,7 @@ def test_inplace_mutation_through_a_view_of_an_input() -> None:
         return x * 2
 
     ep = _check_fn(fn, (randn(2, 3),), fresh=[(randn(2, 3),)])
-    assert "USER_INPUT_MUTATION" in [kind for kind, _ in output_kinds(ep)]
+    assert _mutated_inputs(ep) == {("USER_INPUT", None)}
 
 
 def test_returning_views_of_inputs() -> None:
@@ -399,7 +488,7 @@ def test_returning_views_of_inputs() -> None:
 
 
 def test_buffer_mutated_in_place() -> None:
-    """A running-sum buffer updated with add_ is a BUFFER_MUTATION and ends up updated."""
+    """A running-sum buffer updated with add_ is written by the program and ends up updated like eager's."""
 
     class Accumulate(torch.nn.Module):
         def __init__(self) -> None:
@@ -411,7 +500,7 @@ def test_buffer_mutated_in_place() -> None:
             return x - self.total
 
     ep = check_export(Accumulate(), (randn(2, 4),), fresh=[(randn(2, 4),)])
-    assert ("BUFFER_MUTATION", "total") in output_kinds(ep)
+    assert _mutated_inputs(ep) == {("BUFFER", "total")}
     assert ("BUFFER", "total") in input_kinds(ep)
 
 
@@ -546,7 +635,7 @@ def test_casts_with_dynamic_batch() -> None:
         fresh=[(randn(9, 3, dtype=torch.float16),)],
         dynamic_shapes=({0: batch},),
     )
-    assert bounds(ep)[0][0] == 2
+    assert _bounds(ep) == [(2, math.inf)]
 
 
 def test_factory_ops_take_dtype_and_shape() -> None:
@@ -604,7 +693,9 @@ def test_random_factory_is_deterministic_under_manual_seed(name: str) -> None:
 
 def test_random_normal_statistics_and_dtype() -> None:
     """Statistics, not values: randn in the program is standard normal, of the requested dtype."""
-    program = export(module_of(lambda x: torch.randn(x.shape[0], 1000, dtype=torch.float64) + x), (torch.zeros(8, 1000),)).module()
+    program = export(
+        module_of(lambda x: torch.randn(x.shape[0], 1000, dtype=torch.float64) + x), (torch.zeros(8, 1000),)
+    ).module()
     out = program(torch.zeros(8, 1000))
     assert out.shape == (8, 1000) and out.dtype == torch.float64
     assert abs(out.mean().item()) < 0.05
@@ -613,8 +704,9 @@ def test_random_normal_statistics_and_dtype() -> None:
 
 def test_dropout_in_train_mode_is_random_but_shaped() -> None:
     """functional dropout(training=True): zeros about p of the entries and scales the rest by 1/(1-p)."""
-    program = export(module_of(lambda x: torch.nn.functional.dropout(x, p=0.25, training=True)), (torch.ones(4, 8),)).module()
-    out = program(torch.ones(200, 50))
+    ones = torch.ones(200, 50)
+    program = export(module_of(lambda x: torch.nn.functional.dropout(x, p=0.25, training=True)), (ones,)).module()
+    out = program(ones)
     assert out.shape == (200, 50) and out.dtype == torch.float32
     kept = out != 0
     torch.testing.assert_close(out[kept], torch.full_like(out[kept], 1 / 0.75))
@@ -622,10 +714,12 @@ def test_dropout_in_train_mode_is_random_but_shaped() -> None:
 
 
 def test_dropout_in_eval_mode_is_identity() -> None:
-    """A Dropout module in eval mode exports to a program without any random op."""
+    """A Dropout module in eval mode exports to a program without any random op (at most dropout(train=False))."""
     mod = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5)).eval()
     ep = check_export(mod, (randn(2, 4),), fresh=[(randn(2, 4),)])
-    assert not {t for t in op_targets(ep) if "dropout" in t or "rand" in t or "bernoulli" in t}
+    assert not {t for t in op_targets(ep) if "rand" in t or "bernoulli" in t or "native_dropout" in t}
+    dropouts = [n for n in ep.graph.nodes if n.op == "call_function" and "dropout" in str(n.target)]
+    assert all(n.args[2] is False for n in dropouts)
 
 
 def test_bernoulli_and_multinomial_shapes_under_seed() -> None:
@@ -637,12 +731,12 @@ def test_bernoulli_and_multinomial_shapes_under_seed() -> None:
     assert_same(a, b)
     assert a[0].shape == (3, 5) and set(a[0].unique().tolist()) <= {0.0, 1.0}
     assert a[1].shape == (3, 2) and a[1].dtype == torch.int64
-    assert 0 <= a[1].min().item() and a[1].max().item() < 5
+    assert a[1].min().item() >= 0 and a[1].max().item() < 5
 
 
 def test_random_op_with_dynamic_batch() -> None:
     """rand_like over a dynamic batch: seeded program and eager agree at a new batch size."""
-    mod = module_of(lambda x: x + torch.rand_like(x))
+    mod = _module(lambda x: x + torch.rand_like(x), 1)
     program = export(mod, (randn(4, 3),), dynamic_shapes=({0: Dim("batch")},)).module()
     x = randn(11, 3)
     assert_same(_seeded_call(program, 5, x), _seeded_call(mod, 5, x))

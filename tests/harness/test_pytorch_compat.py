@@ -69,7 +69,9 @@ def test_compat_mode_from_environment(tester: pytest.Pytester, monkeypatch: pyte
     assert compat["TestStyle::test_branches_on_variant_name"] == "passed"
 
 
-def test_bad_compat_environment_value_is_a_usage_error(tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_compat_environment_value_is_a_usage_error(
+    tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("EXPORT_PYTORCH_COMPAT", "maybe")
     result = tester.runpytest_subprocess("-p", "no:cacheprovider", SUITE, "--export-wrapper", "strict")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
