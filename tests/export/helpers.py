@@ -95,10 +95,13 @@ def output_kinds(ep: ExportedProgram) -> list[tuple[str, str | None]]:
 
 def bounds(ep: ExportedProgram) -> list[tuple[int, int | float]]:
     """Range constraints as ``(lower, upper)`` pairs (``math.inf`` for unbounded), in symbol order."""
-    result = []
+    from torch.utils._sympy.numbers import int_oo
+
+    result: list[tuple[int, int | float]] = []
     for vr in ep.range_constraints.values():
         upper = vr.upper
-        result.append((int(vr.lower), float("inf") if not upper.is_finite else int(upper)))
+        # torch 2.13's int_oo claims is_finite; compare against it instead.
+        result.append((int(vr.lower), float("inf") if upper == int_oo else int(upper)))
     return result
 
 
