@@ -14,6 +14,11 @@ import torch
 from torch.export import ExportedProgram, export
 from torch.utils import _pytree as pytree
 
+from harness.wrappers import BUILTIN_WRAPPERS
+
+ALL_WRAPPERS: tuple[str, ...] = tuple(w.name for w in BUILTIN_WRAPPERS)
+"""Every built-in wrapper name, from the registry: for marks that hold under all of them."""
+
 
 def randn(*shape: int, dtype: torch.dtype = torch.float32, requires_grad: bool = False) -> torch.Tensor:
     """A random tensor of ``shape`` (the suite's autouse fixture seeds the generator)."""
@@ -125,6 +130,7 @@ def module_of(fn: Callable[..., Any]) -> torch.nn.Module:
 
 
 __all__: Sequence[str] = [
+    "ALL_WRAPPERS",
     "assert_same",
     "bounds",
     "check_export",

@@ -18,6 +18,7 @@ from torch.utils._sympy.numbers import int_oo
 
 from harness import ExportWrapperError
 from tests.export.helpers import (
+    ALL_WRAPPERS,
     assert_same,
     bounds,
     check_export,
@@ -31,17 +32,6 @@ from tests.export.helpers import (
 
 Fn = Callable[..., Any]
 
-ALL_WRAPPERS = (
-    "non_strict",
-    "strict",
-    "serdes_strict",
-    "serdes_non_strict",
-    "cpp_serdes",
-    "retrace_strict",
-    "retrace_non_strict",
-    "run_decomp_strict",
-    "run_decomp_non_strict",
-)
 NON_STRICT_WRAPPERS = ("non_strict", "serdes_non_strict", "cpp_serdes", "retrace_non_strict", "run_decomp_non_strict")
 SERDES_WRAPPERS = ("serdes_strict", "serdes_non_strict", "cpp_serdes")
 

@@ -20,19 +20,8 @@ from torch._dynamo.exc import Unsupported, UserError
 from torch.export import Dim, export
 from torch.fx.experimental.symbolic_shapes import ConstraintViolationError, GuardOnDataDependentSymNode
 
-from tests.export.helpers import check_export, module_of, randn
+from tests.export.helpers import ALL_WRAPPERS, check_export, module_of, randn
 
-ALL_WRAPPERS = (
-    "non_strict",
-    "strict",
-    "serdes_strict",
-    "serdes_non_strict",
-    "cpp_serdes",
-    "retrace_strict",
-    "retrace_non_strict",
-    "run_decomp_strict",
-    "run_decomp_non_strict",
-)
 OUT_OF_RANGE_DIM_INDEX = (
     "torch 2.13 export: a dynamic_shapes dict keyed by a dim the tensor does not have ({5: Dim} for a 2-d "
     "input) is not validated: non-strict crashes with a bare IndexError 'list assignment index out of "

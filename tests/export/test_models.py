@@ -18,19 +18,8 @@ from torch._dynamo.exc import UserError
 from torch.export import Dim, ExportedProgram, export
 from torch.utils import _pytree as pytree
 
-from tests.export.helpers import assert_same, bounds, check_export, op_targets, randn
+from tests.export.helpers import ALL_WRAPPERS, assert_same, bounds, check_export, op_targets, randn
 
-ALL_WRAPPERS = (
-    "non_strict",
-    "strict",
-    "serdes_strict",
-    "serdes_non_strict",
-    "cpp_serdes",
-    "retrace_strict",
-    "retrace_non_strict",
-    "run_decomp_strict",
-    "run_decomp_non_strict",
-)
 STRICT_WRAPPERS = ("strict", "serdes_strict", "retrace_strict", "run_decomp_strict")
 
 STRICT_DROPS_UNUSED_STATE = (

@@ -18,6 +18,7 @@ import torch
 from torch.export import Dim
 
 from tests.export.helpers import (
+    ALL_WRAPPERS,
     assert_same,
     check_export,
     input_kinds,
@@ -26,17 +27,6 @@ from tests.export.helpers import (
     randn,
 )
 
-ALL_WRAPPERS = (
-    "non_strict",
-    "strict",
-    "serdes_strict",
-    "serdes_non_strict",
-    "cpp_serdes",
-    "retrace_strict",
-    "retrace_non_strict",
-    "run_decomp_strict",
-    "run_decomp_non_strict",
-)
 STRICT_WRAPPERS = ("strict", "serdes_strict", "retrace_strict", "run_decomp_strict")
 
 EXTRA_DIM_NOT_GUARDED = (
