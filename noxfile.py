@@ -31,7 +31,8 @@ REQUIREMENTS = (
     "requirements/lint.txt",
     "requirements/nox.txt",  # so mypy sees nox's types
 )
-EXPORT_SUITE = "tests/export"
+EXPORT_SUITE = ("tests/export", "tests/ops")
+"""The suite a wrapper session runs: the hand-written feature tests and the OpInfo sweep."""
 HARNESS_TESTS = "tests/harness"
 
 
@@ -73,7 +74,7 @@ def _check_environment_agrees(session: nox.Session, wrapper: str) -> None:
 def _make_wrapper_session(wrapper: Wrapper) -> None:
     def session_func(session: nox.Session) -> None:
         _check_environment_agrees(session, wrapper.name)
-        run_pytest(session, EXPORT_SUITE, "-n", "auto", *session.posargs, wrapper=wrapper.name)
+        run_pytest(session, *EXPORT_SUITE, "-n", "auto", *session.posargs, wrapper=wrapper.name)
 
     session_func.__doc__ = f"Export suite under {wrapper.name}: {wrapper.description}."
     session_func.__name__ = wrapper.name
@@ -89,7 +90,7 @@ def export(session: nox.Session) -> None:
     """Export suite under the wrapper named by $EXPORT_WRAPPER (pytest rejects unknown names)."""
     if ENV_VAR not in os.environ:
         session.error(f"set {ENV_VAR} to a wrapper name, or run `nox -s <wrapper>`")
-    run_pytest(session, EXPORT_SUITE, "-n", "auto", *session.posargs, wrapper=os.environ[ENV_VAR])
+    run_pytest(session, *EXPORT_SUITE, "-n", "auto", *session.posargs, wrapper=os.environ[ENV_VAR])
 
 
 @nox.session
@@ -99,7 +100,7 @@ def tests(session: nox.Session) -> None:
     run_pytest(session, HARNESS_TESTS, "-n", "auto", *session.posargs, wrapper=None)
     for wrapper in BUILTIN_WRAPPERS:
         session.log(f"quick pass under {wrapper.name}")
-        run_pytest(session, EXPORT_SUITE, "-n", "auto", "-q", "-m", "quick", wrapper=wrapper.name)
+        run_pytest(session, *EXPORT_SUITE, "-n", "auto", "-q", "-m", "quick", wrapper=wrapper.name)
 
 
 @nox.session

@@ -196,12 +196,51 @@ def strict_by_default(stage: Stage) -> Transform:
     return transform
 
 
+@contextmanager
+def _deprecated_flags_quiet() -> Iterator[None]:
+    """Drop torch's "is deprecated and does not do anything" warning for flags a wrapper sets on purpose."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*is deprecated and does not do anything", category=FutureWarning)
+        yield
+
+
+def under_config(transform: Transform, module: str, **settings: Any) -> Transform:
+    """Run ``transform`` with ``settings`` patched into the torch config module ``module``.
+
+    The patch covers the first export, which is where these settings act, and is undone
+    on return or error. A setting the installed torch does not have is an error of the
+    ``configure`` stage, never silently skipped. torch 2.13 warns on every set of the
+    deprecated no-op ``inline_inbuilt_nn_modules``; the wrapper sets it on purpose
+    (PyTorch's variant does), so that one warning is dropped.
+    """
+
+    def patched(call: WrapperCall) -> ExportedProgram:
+        import importlib
+
+        with call.stage("configure"), _deprecated_flags_quiet():
+            config = importlib.import_module(module)
+            missing = sorted(name for name in settings if not hasattr(config, name))
+            if missing:
+                raise AttributeError(f"{module} has no setting(s) {missing}")
+            patch = config.patch(**settings)
+            patch.__enter__()
+        try:
+            return transform(call)
+        finally:
+            with _deprecated_flags_quiet():
+                patch.__exit__(None, None, None)
+
+    return patched
+
+
 BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
     Wrapper(
         "non_strict",
         "plain torch.export.export as called (non-strict is torch 2.13's default)",
         as_called(_unchanged),
-        tags=("plain",),
+        tags=("non_strict", "plain"),
         pytorch_xfail_attr="_expected_failure_non_strict",
         pytorch_suffix="_nonstrict",
     ),
@@ -209,7 +248,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         "strict",
         "plain export with strict=True unless the caller passed strict",
         strict_by_default(_unchanged),
-        tags=("plain",),
+        tags=("strict", "plain"),
         pytorch_xfail_attr="_expected_failure_strict",
         pytorch_suffix="_strict",
     ),
@@ -218,7 +257,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         "strict export, then torch.export.save to memory and torch.export.load back",
         strict_by_default(_save_load),
         verb="round-tripped",
-        tags=("serdes",),
+        tags=("strict", "serdes"),
         pytorch_xfail_attr="_expected_failure_serdes",
         pytorch_suffix="_serdes_strict",
     ),
@@ -227,7 +266,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         "export as called, then torch.export.save to memory and torch.export.load back",
         as_called(_save_load),
         verb="round-tripped",
-        tags=("serdes",),
+        tags=("non_strict", "serdes"),
         pytorch_xfail_attr="_expected_failure_serdes_non_strict",
         pytorch_suffix="_serdes_nonstrict",
     ),
@@ -236,7 +275,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         "export as called, Python serializer, C++ deserialize+serialize, Python deserializer",
         as_called(_cpp_roundtrip),
         verb="round-tripped",
-        tags=("serdes", "cpp"),
+        tags=("non_strict", "serdes", "cpp"),
         pytorch_xfail_attr="_expected_failure_cpp_serdes",
         pytorch_suffix="_cpp_serdes",
     ),
@@ -245,7 +284,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         "strict export, then export ep.module() again with the same inputs and options",
         strict_by_default(_retrace),
         verb="retraced",
-        tags=("retrace",),
+        tags=("strict", "retrace"),
         pytorch_xfail_attr="_expected_failure_retrace",
         pytorch_suffix="_retraceability_strict",
     ),
@@ -254,7 +293,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         "export as called, then export ep.module() again with the same inputs and options",
         as_called(_retrace),
         verb="retraced",
-        tags=("retrace",),
+        tags=("non_strict", "retrace"),
         pytorch_xfail_attr="_expected_failure_retrace_non_strict",
         pytorch_suffix="_retraceability_nonstrict",
     ),
@@ -263,7 +302,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         "strict export, then ep.run_decompositions({}) (training IR to inference IR)",
         strict_by_default(_decompose),
         verb="decomposed",
-        tags=("decomp",),
+        tags=("strict", "decomp"),
         pytorch_xfail_attr="_expected_failure_training_ir_to_run_decomp",
         pytorch_suffix="_training_ir_to_decomp_strict",
     ),
@@ -272,8 +311,31 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         "export as called, then ep.run_decompositions({}) (training IR to inference IR)",
         as_called(_decompose),
         verb="decomposed",
-        tags=("decomp",),
+        tags=("non_strict", "decomp"),
         pytorch_xfail_attr="_expected_failure_training_ir_to_run_decomp_non_strict",
         pytorch_suffix="_training_ir_to_decomp_nonstrict",
+    ),
+    Wrapper(
+        "strict_v2",
+        "strict export through the new capture path (torch._export.config.use_legacy_dynamo_graph_capture=False)",
+        under_config(
+            strict_by_default(_unchanged), "torch._export.config", use_legacy_dynamo_graph_capture=False
+        ),
+        tags=("strict", "plain", "config"),
+        pytorch_xfail_attr="_expected_failure_strict_v2",
+        pytorch_suffix="_strict_export_v2",
+    ),
+    Wrapper(
+        "inline_and_install_strict",
+        "strict export with torch._dynamo.config install_free_tensors=True, inline_inbuilt_nn_modules=True",
+        under_config(
+            strict_by_default(_unchanged),
+            "torch._dynamo.config",
+            install_free_tensors=True,
+            inline_inbuilt_nn_modules=True,
+        ),
+        tags=("strict", "plain", "config"),
+        pytorch_xfail_attr="_expected_failure_inline_and_install",
+        pytorch_suffix="_inline_and_install_strict",
     ),
 )

@@ -21,6 +21,8 @@ BUILTIN_NAMES = [
     "retrace_non_strict",
     "run_decomp_strict",
     "run_decomp_non_strict",
+    "strict_v2",
+    "inline_and_install_strict",
 ]
 
 PYTORCH_ATTRIBUTES = {
@@ -33,6 +35,8 @@ PYTORCH_ATTRIBUTES = {
     "retrace_non_strict": "_expected_failure_retrace_non_strict",
     "run_decomp_strict": "_expected_failure_training_ir_to_run_decomp",
     "run_decomp_non_strict": "_expected_failure_training_ir_to_run_decomp_non_strict",
+    "strict_v2": "_expected_failure_strict_v2",
+    "inline_and_install_strict": "_expected_failure_inline_and_install",
 }
 
 PLUGIN_WRAPPER = Wrapper("my_backend", "a backend's own transform", as_called(lambda call, ep: ep))
@@ -60,6 +64,11 @@ def test_every_builtin_has_a_one_line_description() -> None:
 
 def test_pytorch_expected_failure_attributes_map_one_to_one() -> None:
     assert {w.name: w.pytorch_xfail_attr for w in BUILTIN_WRAPPERS} == PYTORCH_ATTRIBUTES
+
+
+def test_every_builtin_is_tagged_strict_or_non_strict() -> None:
+    for wrapper in BUILTIN_WRAPPERS:
+        assert ("strict" in wrapper.tags) != ("non_strict" in wrapper.tags), wrapper.name
 
 
 def test_unknown_name_lists_valid_names_and_source() -> None:

@@ -58,7 +58,16 @@ def test_serdes_returns_a_different_program_object() -> None:
     assert ep.state_dict["lin.weight"].data_ptr() != module.lin.weight.data_ptr()
 
 
-@pytest.mark.parametrize(("name", "strict"), [("strict", True), ("serdes_strict", True), ("non_strict", False)])
+@pytest.mark.parametrize(
+    ("name", "strict"),
+    [
+        ("strict", True),
+        ("serdes_strict", True),
+        ("non_strict", False),
+        ("strict_v2", True),
+        ("inline_and_install_strict", True),
+    ],
+)
 def test_strict_default_and_caller_override(name: str, strict: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[Any] = []
 
@@ -70,6 +79,58 @@ def test_strict_default_and_caller_override(name: str, strict: bool, monkeypatch
     wrapper.bind(spy, lambda _: None)(Counter(), (torch.randn(2, 4),))
     wrapper.bind(spy, lambda _: None)(Counter(), (torch.randn(2, 4),), strict=False)
     assert seen == [strict, False]
+
+
+@pytest.mark.parametrize("name", list(WRAPPERS))
+def test_strictness_tag_says_what_the_first_export_does(name: str) -> None:
+    seen: list[Any] = []
+
+    def spy(mod: Any, args: Any, kwargs: Any = None, **options: Any) -> Any:
+        seen.append(options.get("strict", False))
+        raise RuntimeError("stop after the first export")
+
+    with pytest.raises(RuntimeError):
+        WRAPPERS[name].bind(spy, lambda _: None)(Counter(), (torch.randn(2, 4),))
+    assert seen == ["strict" in WRAPPERS[name].tags]
+
+
+@pytest.mark.parametrize(
+    ("name", "module", "settings"),
+    [
+        ("strict_v2", "torch._export.config", {"use_legacy_dynamo_graph_capture": False}),
+        ("inline_and_install_strict", "torch._dynamo.config", {"install_free_tensors": True}),
+    ],
+)
+def test_config_wrappers_patch_during_export_and_restore_after(
+    name: str, module: str, settings: dict[str, Any]
+) -> None:
+    import importlib
+
+    config = importlib.import_module(module)
+    before = {key: getattr(config, key) for key in settings}
+    seen: list[dict[str, Any]] = []
+
+    def spy(mod: Any, args: Any, kwargs: Any = None, **options: Any) -> Any:
+        seen.append({key: getattr(config, key) for key in settings})
+        raise RuntimeError("export failed")
+
+    with pytest.raises(RuntimeError, match="export failed"):
+        WRAPPERS[name].bind(spy, lambda _: None)(Counter(), (torch.randn(2, 4),))
+    assert seen == [settings]
+    assert {key: getattr(config, key) for key in settings} == before
+
+
+def test_config_wrapper_names_a_missing_setting() -> None:
+    from harness.wrappers import Wrapper, _unchanged, as_called, under_config
+
+    wrapper = Wrapper(
+        "odd",
+        "patches a setting torch lacks",
+        under_config(as_called(_unchanged), "torch._export.config", no_such_setting=True),
+    )
+    with pytest.raises(ExportWrapperError) as info:
+        wrapper.bind(torch.export.export, lambda _: None)(Counter(), (torch.randn(2, 4),))
+    assert info.value.stage == "configure" and "no_such_setting" in str(info.value.__cause__)
 
 
 def test_retrace_receives_positional_dynamic_shapes() -> None:
