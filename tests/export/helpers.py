@@ -7,17 +7,45 @@ module is imported, so every call below goes through the selected wrapper.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
+from torch._dynamo.exc import UserError, UserErrorType
 from torch.export import ExportedProgram, export
 from torch.utils import _pytree as pytree
 
+from harness import active_wrapper
 from harness.wrappers import BUILTIN_WRAPPERS
 
 ALL_WRAPPERS: tuple[str, ...] = tuple(w.name for w in BUILTIN_WRAPPERS)
 """Every built-in wrapper name, from the registry: for marks that hold under all of them."""
+
+
+def wrappers_tagged(tag: str) -> tuple[str, ...]:
+    """Built-in wrappers carrying ``tag`` (registry tags, also nox session tags), in registry order."""
+    return tuple(w.name for w in BUILTIN_WRAPPERS if tag in w.tags)
+
+
+STRICT_WRAPPERS = wrappers_tagged("strict")
+"""Wrappers whose first export is strict (``strict=True`` unless the test chose)."""
+NON_STRICT_WRAPPERS = wrappers_tagged("non_strict")
+"""Wrappers whose first export is as called (non-strict by torch 2.13's default)."""
+SERDES_WRAPPERS = wrappers_tagged("serdes")
+"""Wrappers that serialize and deserialize the program."""
+DECOMP_WRAPPERS = wrappers_tagged("decomp")
+"""Wrappers that hand the test ``ep.run_decompositions({})`` (inference IR) instead of the training IR."""
+
+
+def decomposes() -> bool:
+    """Whether the active wrapper returns the decomposed (inference IR) program."""
+    return active_wrapper() in DECOMP_WRAPPERS
+
+
+def exports_strict() -> bool:
+    """Whether the active wrapper's first export is strict."""
+    return active_wrapper() in STRICT_WRAPPERS
 
 
 def randn(*shape: int, dtype: torch.dtype = torch.float32, requires_grad: bool = False) -> torch.Tensor:
@@ -26,8 +54,10 @@ def randn(*shape: int, dtype: torch.dtype = torch.float32, requires_grad: bool =
 
 
 def _clone(tree: Any) -> Any:
-    """Deep copy of an input pytree, so runs never see each other's in-place changes."""
-    return pytree.tree_map_only(torch.Tensor, lambda t: t.detach().clone(), copy.copy(tree))
+    """Deep copy of an input pytree (``requires_grad`` kept), so runs never see each other's in-place changes."""
+    return pytree.tree_map_only(
+        torch.Tensor, lambda t: t.detach().clone().requires_grad_(t.requires_grad), copy.copy(tree)
+    )
 
 
 def assert_same(actual: Any, expected: Any, *, rtol: float | None = None, atol: float | None = None) -> None:
@@ -98,16 +128,23 @@ def output_kinds(ep: ExportedProgram) -> list[tuple[str, str | None]]:
     return [(spec.kind.name, spec.target) for spec in ep.graph_signature.output_specs]
 
 
-def bounds(ep: ExportedProgram) -> list[tuple[int, int | float]]:
-    """Range constraints as ``(lower, upper)`` pairs (``math.inf`` for unbounded), in symbol order."""
-    from torch.utils._sympy.numbers import int_oo
+Range = tuple[int, int | float]
+"""A dim's ``(lower, upper)`` range, ``math.inf`` for no upper bound."""
 
-    result: list[tuple[int, int | float]] = []
-    for vr in ep.range_constraints.values():
-        upper = vr.upper
-        # torch 2.13's int_oo claims is_finite; compare against it instead.
-        result.append((int(vr.lower), float("inf") if upper == int_oo else int(upper)))
-    return result
+
+def as_range(vr: Any) -> Range:
+    """A sympy ``ValueRanges`` as a :data:`Range`.
+
+    torch 2.13's ``int_oo`` claims ``is_finite`` and ``int(int_oo)`` raises, so test the float value instead
+    (this also covers ``sympy.oo``).
+    """
+    upper = float(vr.upper)
+    return int(vr.lower), math.inf if math.isinf(upper) else int(vr.upper)
+
+
+def bounds(ep: ExportedProgram) -> list[Range]:
+    """Range constraints as ``(lower, upper)`` pairs (``math.inf`` for unbounded), in symbol order."""
+    return [as_range(vr) for vr in ep.range_constraints.values()]
 
 
 def raises_on_call(program: Callable[..., Any], *args: Any, match: str | None = None) -> BaseException:
@@ -116,6 +153,16 @@ def raises_on_call(program: Callable[..., Any], *args: Any, match: str | None = 
 
     with pytest.raises((AssertionError, RuntimeError, ValueError), match=match) as info:
         program(*args)
+    return info.value
+
+
+def constraint_violation(fn: Callable[[], Any], match: str) -> UserError:
+    """Run an export expected to fail with a constraint violation matching ``match``; return the error."""
+    import pytest
+
+    with pytest.raises(UserError, match=match) as info:
+        fn()
+    assert info.value.error_type == UserErrorType.CONSTRAINT_VIOLATION
     return info.value
 
 
@@ -129,16 +176,71 @@ def module_of(fn: Callable[..., Any]) -> torch.nn.Module:
     return FunctionModule()
 
 
+class Unary(torch.nn.Module):
+    """``fn`` as a module whose forward names its parameter, so ``dynamic_shapes`` can be keyed by name.
+
+    ``module_of`` takes ``*args``, which ``dynamic_shapes`` cannot name.
+    """
+
+    def __init__(self, fn: Callable[[torch.Tensor], Any]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.fn(x)
+
+
+class Binary(torch.nn.Module):
+    """``fn`` as a module with two named parameters (see :class:`Unary`)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> Any:
+        return self.fn(x, y)
+
+
+class Ternary(torch.nn.Module):
+    """``fn`` as a module with three named parameters (see :class:`Unary`)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Any]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> Any:
+        return self.fn(x, y, z)
+
+
+def sorted_buffers(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Buffers keyed by name in sorted order: strict export registers them in first-use order, eager does not."""
+    return dict(sorted(module.named_buffers()))
+
+
 __all__: Sequence[str] = [
     "ALL_WRAPPERS",
+    "DECOMP_WRAPPERS",
+    "NON_STRICT_WRAPPERS",
+    "SERDES_WRAPPERS",
+    "STRICT_WRAPPERS",
+    "Binary",
+    "Range",
+    "Ternary",
+    "Unary",
+    "as_range",
     "assert_same",
     "bounds",
     "check_export",
+    "constraint_violation",
+    "decomposes",
     "export",
+    "exports_strict",
     "input_kinds",
     "module_of",
     "op_targets",
     "output_kinds",
     "raises_on_call",
     "randn",
+    "sorted_buffers",
+    "wrappers_tagged",
 ]

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import sympy
 import torch
 from torch.export import Dim, ExportedProgram
-from torch.utils._sympy.numbers import int_oo
 
 from harness import ExportWrapperError
 from tests.export.helpers import (
     ALL_WRAPPERS,
+    NON_STRICT_WRAPPERS,
+    SERDES_WRAPPERS,
     assert_same,
     bounds,
     check_export,
@@ -32,8 +32,6 @@ from tests.export.helpers import (
 
 Fn = Callable[..., Any]
 
-NON_STRICT_WRAPPERS = ("non_strict", "serdes_non_strict", "cpp_serdes", "retrace_non_strict", "run_decomp_non_strict")
-SERDES_WRAPPERS = ("serdes_strict", "serdes_non_strict", "cpp_serdes")
 
 SLICE_LENGTH_ONE_GUARD = (
     "torch 2.13 export: x[1:] on a dynamic dim guards the slice length != 1 (non-strict always, strict once the "
@@ -55,17 +53,6 @@ RETURN_TYPES_MIN_SERIALIZE = (
 def _ints(*shape: int, low: int = -5, high: int = 6, dtype: torch.dtype = torch.int64) -> torch.Tensor:
     """Random integers in ``[low, high)`` of ``shape`` and ``dtype``."""
     return torch.randint(low, high, shape, dtype=dtype)
-
-
-def _bounds(ep: ExportedProgram) -> list[tuple[int, int | float]]:
-    """Like ``helpers.bounds``, but correct for dims without a max.
-
-    ``helpers.bounds`` tests ``upper.is_finite``, True for torch 2.13's ``int_oo``, then ``int(int_oo)`` raises.
-    """
-    return [
-        (int(vr.lower), math.inf if vr.upper in (int_oo, sympy.oo) else int(vr.upper))
-        for vr in ep.range_constraints.values()
-    ]
 
 
 def _module(fn: Fn, arity: int) -> torch.nn.Module:
@@ -429,7 +416,7 @@ def test_dynamic_slice_returned_at_length_one() -> None:
         fresh=[(randn(2, 3),), (randn(6, 3),)],
         dynamic_shapes=({0: Dim("batch", min=2)},),
     )
-    assert _bounds(ep) == [(2, math.inf)]
+    assert bounds(ep) == [(2, math.inf)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -661,7 +648,7 @@ def test_casts_with_dynamic_batch() -> None:
         fresh=[(randn(9, 3, dtype=torch.float16),)],
         dynamic_shapes=({0: batch},),
     )
-    assert _bounds(ep) == [(2, math.inf)]
+    assert bounds(ep) == [(2, math.inf)]
 
 
 def test_factory_ops_take_dtype_and_shape() -> None:

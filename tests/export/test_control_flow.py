@@ -358,6 +358,7 @@ def test_cond_nested_three_levels() -> None:
 
 def test_cond_nested_inner_uses_outer_operand_closure() -> None:
     """The inner cond closes over ``y`` from forward's scope: lifted through both levels."""
+
     class Outer(torch.nn.Module):
         def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             def true_fn(a: torch.Tensor) -> torch.Tensor:

@@ -16,8 +16,7 @@ import pytest
 import torch
 from torch.export import Dim
 
-import harness
-from tests.export.helpers import bounds, check_export, input_kinds, op_targets, output_kinds, randn
+from tests.export.helpers import bounds, check_export, decomposes, input_kinds, op_targets, output_kinds, randn
 
 NS = "export_suite_ops"
 
@@ -274,7 +273,7 @@ def _assert_mutation(ep: torch.export.ExportedProgram, op: str, mutations: list[
     lists each mutated buffer or input as a mutation output. So this one check depends on the wrapper.
     """
     targets, kinds = op_targets(ep), output_kinds(ep)
-    if (harness.active_wrapper() or "").startswith("run_decomp"):
+    if decomposes():
         assert "auto_functionalized_v2" in targets and _target(op) not in targets
         assert [spec for spec in kinds if spec[0] != "USER_OUTPUT"] == mutations
     else:

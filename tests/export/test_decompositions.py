@@ -16,22 +16,23 @@ import pytest
 import torch
 from torch.export import Dim, ExportedProgram, default_decompositions, export
 
-from harness import active_wrapper
 from tests.export.helpers import (
+    STRICT_WRAPPERS,
     assert_same,
     bounds,
     check_export,
+    decomposes,
     input_kinds,
     module_of,
     op_targets,
     output_kinds,
     randn,
+    sorted_buffers,
 )
 
 aten = torch.ops.aten
 F = torch.nn.functional
 
-STRICT_WRAPPERS = ("strict", "serdes_strict", "retrace_strict", "run_decomp_strict")
 STRICT_DROPS_UNUSED_STATE = (
     "torch 2.13 strict export: a parameter or buffer the graph never reads (e.g. BatchNorm's "
     "num_batches_tracked in eval mode) stays in ep.state_dict but ep.module() does not register it, "
@@ -54,11 +55,6 @@ def _clone(args: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
 
 
-def _buffers(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Buffers keyed by name in sorted order: strict export registers them in first-use order."""
-    return dict(sorted(module.named_buffers()))
-
-
 def _check_export_any_buffer_order(
     mod: torch.nn.Module, args: tuple[Any, ...], *, fresh: Sequence[tuple[Any, ...]] = (), **export_options: Any
 ) -> ExportedProgram:
@@ -75,7 +71,7 @@ def _check_export_any_buffer_order(
         eager_in, program_in = _clone(run_args), _clone(run_args)
         assert_same(program(*program_in), eager(*eager_in), rtol=1e-5, atol=1e-5)
         assert_same(program_in, eager_in)
-        assert_same(_buffers(program), _buffers(eager), rtol=1e-5, atol=1e-5)
+        assert_same(sorted_buffers(program), sorted_buffers(eager), rtol=1e-5, atol=1e-5)
     return ep
 
 
@@ -100,7 +96,7 @@ def _matches_eager(
         eager_in, program_in = _clone(args), _clone(args)
         assert_same(program(*program_in), eager(*eager_in), rtol=rtol, atol=atol)
         assert_same(program_in, eager_in, rtol=rtol, atol=atol)
-        assert_same(_buffers(program), _buffers(eager), rtol=rtol, atol=atol)
+        assert_same(sorted_buffers(program), sorted_buffers(eager), rtol=rtol, atol=atol)
 
 
 def _is_core_aten(target: Any) -> bool:
@@ -190,7 +186,7 @@ def test_default_table_lowers_to_core_aten(
     model = make()
     args = tuple(randn(*shape) for shape in shapes)
     ep = check_export(model, args, fresh=[tuple(randn(*shape) for shape in shapes)])
-    if not (active_wrapper() or "").startswith("run_decomp"):
+    if not decomposes():
         # {} (run_decomp wrappers) already lowers some of these, e.g. flatten -> view.
         assert gone in op_targets(ep)
     decomposed = ep.run_decompositions()

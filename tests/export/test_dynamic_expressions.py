@@ -25,7 +25,18 @@ from torch._dynamo.exc import UserError, UserErrorType
 from torch.export import Dim, ExportedProgram, export
 
 from harness import ExportWrapperError, wrapper_names
-from tests.export.helpers import assert_same, check_export, raises_on_call, randn
+from tests.export.helpers import (
+    Binary,
+    Range,
+    Ternary,
+    Unary,
+    as_range,
+    assert_same,
+    check_export,
+    constraint_violation,
+    raises_on_call,
+    randn,
+)
 
 INF = math.inf
 
@@ -50,16 +61,8 @@ STRICT_SILENT_SLICE_GUARD_RETRACED = (
     "re-exporting ep.module() raises the constraint violation the first export should have raised (retrace)"
 )
 
-Range = tuple[int, int | float]
-
 # ---------------------------------------------------------------------------------------------------------------
 # private helpers
-
-
-def _as_range(vr: Any) -> Range:
-    """A sympy ValueRanges as ``(lower, upper)``; ``int_oo`` claims ``is_finite``, so test the float value."""
-    upper = float(vr.upper)
-    return int(vr.lower), upper if math.isinf(upper) else int(vr.upper)
 
 
 def _user_input_vals(ep: ExportedProgram) -> list[Any]:
@@ -112,7 +115,7 @@ class _Namer:
 
     def ranges(self) -> dict[str, Range]:
         """``range_constraints`` keyed by rendered expression (derived dims appear as e.g. ``2*d``)."""
-        return {str(expr.xreplace(self.mapping)): _as_range(vr) for expr, vr in self.ep.range_constraints.items()}
+        return {str(expr.xreplace(self.mapping)): as_range(vr) for expr, vr in self.ep.range_constraints.items()}
 
 
 def _input_ranges(ep: ExportedProgram) -> list[tuple[int | Range | None, ...]]:
@@ -126,45 +129,9 @@ def _input_ranges(ep: ExportedProgram) -> list[tuple[int | Range | None, ...]]:
                 dims.append(int(expr))
             else:
                 vr = ep.range_constraints.get(expr)
-                dims.append(None if vr is None else _as_range(vr))
+                dims.append(None if vr is None else as_range(vr))
         result.append(tuple(dims))
     return result
-
-
-def _constraint_violation(fn: Callable[[], Any], match: str) -> UserError:
-    with pytest.raises(UserError, match=match) as info:
-        fn()
-    assert info.value.error_type == UserErrorType.CONSTRAINT_VIOLATION
-    return info.value
-
-
-class Unary(torch.nn.Module):
-    """``fn`` as a module with one named parameter (``helpers.module_of`` takes ``*args``)."""
-
-    def __init__(self, fn: Callable[[torch.Tensor], Any]) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x: torch.Tensor) -> Any:
-        return self.fn(x)
-
-
-class Binary(torch.nn.Module):
-    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> Any:
-        return self.fn(x, y)
-
-
-class Ternary(torch.nn.Module):
-    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Any]) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> Any:
-        return self.fn(x, y, z)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -369,7 +336,7 @@ def test_dynamic_derived_relation_message_names_the_expression() -> None:
 
 
 def test_dynamic_undeclared_relation_raises_with_fix() -> None:
-    error = _constraint_violation(
+    error = constraint_violation(
         lambda: export(Binary(_next), (randn(3), randn(4)), dynamic_shapes={"x": {0: Dim("a")}, "y": {0: Dim("b")}}),
         "must always be related",
     )
@@ -378,7 +345,7 @@ def test_dynamic_undeclared_relation_raises_with_fix() -> None:
 
 def test_dynamic_example_breaking_declared_relation_raises() -> None:
     d = Dim("d", min=2, max=8)
-    _constraint_violation(
+    constraint_violation(
         lambda: export(
             Binary(lambda x, y: (x * 2, y * 3)), (randn(3), randn(5)), dynamic_shapes={"x": {0: d}, "y": {0: d + 1}}
         ),
@@ -387,7 +354,7 @@ def test_dynamic_example_breaking_declared_relation_raises() -> None:
 
 
 def test_dynamic_view_needs_even_size_raises() -> None:
-    error = _constraint_violation(
+    error = constraint_violation(
         lambda: export(Unary(lambda x: x.view(x.shape[0] // 2, 2)), (randn(8),), dynamic_shapes={"x": {0: Dim("n")}}),
         "Not all values of n",
     )
@@ -562,7 +529,7 @@ def test_dynamic_slice_interior() -> None:
 @pytest.mark.xfail_under("retrace_strict", reason=STRICT_SILENT_SLICE_GUARD_RETRACED, raises=ExportWrapperError)
 def test_dynamic_slice_interior_needs_larger_min_raises() -> None:
     # Slicing 1:-1 of a size that may be 3 would leave a size-1 result; export asks for min=4.
-    _constraint_violation(
+    constraint_violation(
         lambda: export(Unary(lambda x: x[1:-1]), (randn(7),), dynamic_shapes={"x": {0: Dim("n", min=3)}}),
         re.escape("Dim('n', min=4)"),
     )

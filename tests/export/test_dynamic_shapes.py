@@ -13,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 import torch
@@ -24,7 +22,14 @@ from torch.fx.experimental.symbolic_shapes import ConstraintViolationError, Guar
 
 from harness import ExportWrapperError, wrapper_names
 from tests.export.helpers import (
+    Binary,
+    Range,
+    Ternary,
+    Unary,
+    as_range,
+    bounds,
     check_export,
+    constraint_violation,
     input_kinds,
     module_of,
     op_targets,
@@ -53,23 +58,6 @@ FLATTENED_VAR_ARGS = (
 # private helpers
 
 
-Range = tuple[int, int | float]
-
-
-def _as_range(vr: Any) -> Range:
-    """A sympy ValueRanges as ``(lower, upper)`` with ``math.inf`` for an unbounded upper end.
-
-    torch's ``int_oo`` claims ``is_finite`` (it is an Integer subclass), so test the float value instead.
-    """
-    upper = float(vr.upper)
-    return int(vr.lower), upper if math.isinf(upper) else int(vr.upper)
-
-
-def _bounds(ep: ExportedProgram) -> list[Range]:
-    """``helpers.bounds`` without its crash on unbounded ranges (``int(int_oo)`` overflows); same order."""
-    return [_as_range(vr) for vr in ep.range_constraints.values()]
-
-
 def _range_of(ep: ExportedProgram, size: int | torch.SymInt) -> int | Range | None:
     """A static size as itself, a symbolic one as its ``(lower, upper)`` range (``None`` if unconstrained)."""
     if isinstance(size, int):
@@ -77,7 +65,7 @@ def _range_of(ep: ExportedProgram, size: int | torch.SymInt) -> int | Range | No
     if size.node.expr.is_number:  # specialized while tracing (e.g. Dim.AUTO meeting a fixed-size weight)
         return int(size.node.expr)
     vr = ep.range_constraints.get(size.node.expr)
-    return None if vr is None else _as_range(vr)
+    return None if vr is None else as_range(vr)
 
 
 def _dim_ranges(ep: ExportedProgram) -> list[tuple[int | Range | None, ...]]:
@@ -100,45 +88,8 @@ def _symbolic(ep: ExportedProgram) -> list[tuple[bool, ...]]:
     ]
 
 
-def _constraint_violation(fn: Callable[[], Any], match: str) -> UserError:
-    """Run an export expected to fail with a constraint violation whose message matches ``match``."""
-    with pytest.raises(UserError, match=match) as info:
-        fn()
-    assert info.value.error_type == UserErrorType.CONSTRAINT_VIOLATION
-    return info.value
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # modules
-
-
-class Unary(torch.nn.Module):
-    """``fn`` as a module whose forward has one named parameter (``module_of`` takes ``*args``)."""
-
-    def __init__(self, fn: Callable[[torch.Tensor], Any]) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x: torch.Tensor) -> Any:
-        return self.fn(x)
-
-
-class Binary(torch.nn.Module):
-    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> Any:
-        return self.fn(x, y)
-
-
-class Ternary(torch.nn.Module):
-    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Any]) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> Any:
-        return self.fn(x, y, z)
 
 
 class Scale(torch.nn.Module):
@@ -204,7 +155,7 @@ def test_dynamic_dim_bounds(dim_kwargs: dict[str, int], expected: Range, sizes: 
         dynamic_shapes={"x": {0: Dim("batch", **dim_kwargs)}},
         fresh=[(randn(n, 3),) for n in sizes],
     )
-    assert _bounds(ep) == [expected]
+    assert bounds(ep) == [expected]
     assert _dim_ranges(ep) == [(expected, 3)]
 
 
@@ -220,7 +171,7 @@ def test_dynamic_two_dims_of_one_tensor() -> None:
         dynamic_shapes={"x": {0: Dim("rows", max=20), 1: Dim("cols", min=2)}},
         fresh=[(randn(20, 2),), (randn(1, 9),)],
     )
-    assert sorted(_bounds(ep)) == [(0, 20), (2, INF)]
+    assert sorted(bounds(ep)) == [(0, 20), (2, INF)]
     assert _dim_ranges(ep) == [((0, 20), (2, INF))]
 
 
@@ -261,7 +212,7 @@ def test_dynamic_batch_with_buffer_mutation() -> None:
     )
     # Training IR keeps the in-place update in the graph; check_export compared the buffer after each call.
     assert ("BUFFER", "mean") in input_kinds(ep)
-    assert _bounds(ep) == [(1, INF)]
+    assert bounds(ep) == [(1, INF)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -300,13 +251,13 @@ def test_dynamic_auto_unifies_dims_the_code_equates() -> None:
         dynamic_shapes={"x": {0: Dim.AUTO}, "y": {0: Dim.AUTO}},
         fresh=[(randn(7, 3), randn(7, 3))],
     )
-    assert _bounds(ep) == [(2, INF)]
+    assert bounds(ep) == [(2, INF)]
     raises_on_call(ep.module(), randn(4, 3), randn(5, 3), match="Guard failed")
 
 
 def test_dynamic_auto_range_refined_by_branch() -> None:
     ep = check_export(Branchy(), (randn(8),), dynamic_shapes={"x": {0: Dim.AUTO}}, fresh=[(randn(6),), (randn(11),)])
-    assert _bounds(ep) == [(6, INF)]
+    assert bounds(ep) == [(6, INF)]
     raises_on_call(ep.module(), randn(3), match=re.escape(">= 6"))
 
 
@@ -329,7 +280,7 @@ def test_dynamic_dynamic_hint() -> None:
     ep = check_export(
         Scale(), (randn(5, 3),), dynamic_shapes={"x": {0: Dim.DYNAMIC}}, fresh=[(randn(2, 3),), (randn(30, 3),)]
     )
-    assert _bounds(ep) == [(2, INF)]
+    assert bounds(ep) == [(2, INF)]
 
 
 def test_dynamic_dynamic_hint_with_bounds() -> None:
@@ -339,12 +290,12 @@ def test_dynamic_dynamic_hint_with_bounds() -> None:
         dynamic_shapes={"x": {0: Dim.DYNAMIC(min=3, max=10)}},
         fresh=[(randn(3, 3),), (randn(10, 3),)],
     )
-    assert _bounds(ep) == [(3, 10)]
+    assert bounds(ep) == [(3, 10)]
     raises_on_call(ep.module(), randn(11, 3), match=re.escape("<= 10"))
 
 
 def test_dynamic_dynamic_hint_specialized_by_code_raises() -> None:
-    _constraint_violation(
+    constraint_violation(
         lambda: export(FixedMatmul(), (randn(5, 4),), dynamic_shapes={"x": {1: Dim.DYNAMIC}}),
         re.escape("specialized it to be a constant (4)"),
     )
@@ -386,7 +337,7 @@ def test_dynamic_shared_dim_two_inputs() -> None:
         dynamic_shapes={"x": {0: batch}, "y": {0: batch}},
         fresh=[(randn(7, 3), randn(7, 3)), (randn(32, 3), randn(32, 3))],
     )
-    assert _bounds(ep) == [(0, 32)]
+    assert bounds(ep) == [(0, 32)]
     assert _dim_ranges(ep) == [((0, 32), 3), ((0, 32), 3)]
 
 
@@ -398,7 +349,7 @@ def test_dynamic_shared_dim_across_axes() -> None:
         dynamic_shapes=({0: n}, {1: n}),
         fresh=[(randn(2, 3), randn(3, 2)), (randn(16, 3), randn(3, 16))],
     )
-    assert _bounds(ep) == [(0, 16)]
+    assert bounds(ep) == [(0, 16)]
     raises_on_call(ep.module(), randn(4, 3), randn(3, 5), match="Guard failed")
 
 
@@ -422,13 +373,13 @@ def test_dynamic_shared_dim_three_inputs() -> None:
         dynamic_shapes={"x": {0: d}, "y": {0: d}, "z": {0: d}},
         fresh=[(randn(12), randn(12), randn(12))],
     )
-    assert _bounds(ep) == [(2, 12)]
+    assert bounds(ep) == [(2, 12)]
     assert _dim_ranges(ep) == [((2, 12),)] * 3
     raises_on_call(ep.module(), randn(5), randn(5), randn(6), match="Guard failed")
 
 
 def test_dynamic_separate_dims_equated_by_code_raises() -> None:
-    _constraint_violation(
+    constraint_violation(
         lambda: export(Add(), (randn(4), randn(4)), dynamic_shapes={"x": {0: Dim("a")}, "y": {0: Dim("b")}}),
         r"must always be equal[\s\S]*b = a",
     )
@@ -492,7 +443,7 @@ def test_dynamic_shapes_for_two_kwargs_mismatch_raises() -> None:
         dynamic_shapes={"x": {0: batch}, "scale": {0: batch}, "shift": {0: batch}},
         fresh=[((randn(2, 3),), {"scale": randn(2, 1), "shift": randn(2, 3)})],
     )
-    assert _bounds(ep) == [(0, INF)]
+    assert bounds(ep) == [(0, INF)]
     with pytest.raises(AssertionError, match="Guard failed"):
         ep.module()(randn(5, 3), scale=randn(5, 1), shift=randn(6, 3))
 
@@ -526,7 +477,7 @@ def test_dynamic_shapes_nested_dict_input() -> None:
         dynamic_shapes={"inputs": {"tokens": {0: batch, 1: seq}, "bias": {0: batch}}},
         fresh=[({"tokens": randn(3, 64), "bias": randn(3, 1)},), ({"tokens": randn(1, 1), "bias": randn(1, 1)},)],
     )
-    assert sorted(_bounds(ep)) == [(0, INF), (1, 64)]
+    assert sorted(bounds(ep)) == [(0, INF), (1, 64)]
 
 
 def test_dynamic_shapes_nested_dict_mismatch_raises() -> None:
@@ -597,7 +548,7 @@ def test_dynamic_shapes_for_var_positional_args() -> None:
         dynamic_shapes={"args": ({0: d}, {0: d}, {0: d})},
         fresh=[(randn(8), randn(8), randn(8))],
     )
-    assert _bounds(ep) == [(0, 8)]
+    assert bounds(ep) == [(0, 8)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -633,7 +584,7 @@ def test_dynamic_call_accepts_range_edges() -> None:
         dynamic_shapes={"x": {0: d}, "y": {0: d}},
         fresh=[(randn(3, 3), randn(3, 3)), (randn(8, 3), randn(8, 3))],
     )
-    assert _bounds(ep) == [(3, 8)]
+    assert bounds(ep) == [(3, 8)]
 
 
 def test_dynamic_shapes_omitted_means_static() -> None:
@@ -662,17 +613,17 @@ def test_dynamic_call_with_extra_dimension_raises_in_pre_hook() -> None:
 
 def test_dynamic_check_refines_auto_range() -> None:
     ep = check_export(Capped(), (randn(6),), dynamic_shapes={"x": {0: Dim.AUTO}}, fresh=[(randn(10),), (randn(2),)])
-    assert _bounds(ep) == [(2, 10)]
+    assert bounds(ep) == [(2, 10)]
     raises_on_call(ep.module(), randn(11), match=re.escape("<= 10"))
 
 
 def test_dynamic_check_within_declared_range() -> None:
     ep = check_export(Capped(), (randn(6),), dynamic_shapes={"x": {0: Dim("d", max=10)}}, fresh=[(randn(10),)])
-    assert _bounds(ep) == [(0, 10)]
+    assert bounds(ep) == [(0, 10)]
 
 
 def test_dynamic_check_narrower_than_declared_range_raises() -> None:
-    _constraint_violation(
+    constraint_violation(
         lambda: export(Capped(), (randn(6),), dynamic_shapes={"x": {0: Dim("d")}}),
         re.escape("Dim('d', max=10)"),
     )
@@ -693,7 +644,7 @@ def test_dynamic_check_bounds_unbacked_item() -> None:
         (randn(4), torch.tensor(3)),
         fresh=[(randn(4), torch.tensor(10)), (randn(4), torch.tensor(0))],
     )
-    assert (0, 10) in _bounds(ep)
+    assert (0, 10) in bounds(ep)
     error = raises_on_call(ep.module(), randn(4), torch.tensor(11), match="Runtime assertion failed")
     assert isinstance(error, RuntimeError)
     assert "<= 10" in str(error)
@@ -707,7 +658,7 @@ def test_dynamic_check_is_size_on_item() -> None:
         return torch.cat([x, x.new_ones(k)])
 
     ep = check_export(module_of(ones), (randn(3), torch.tensor(2)), fresh=[(randn(3), torch.tensor(6))])
-    assert (0, INF) in _bounds(ep)
+    assert (0, INF) in bounds(ep)
     raises_on_call(ep.module(), randn(3), torch.tensor(-1), match="Runtime assertion failed")
 
 
@@ -765,7 +716,7 @@ def test_dynamic_nonzero() -> None:
         (torch.tensor([0.0, 1.0, 0.0, 2.0]),),
         fresh=[(torch.tensor([3.0, 1.0, 5.0, 2.0]),), (torch.zeros(4),)],
     )
-    assert (0, 4) in _bounds(ep)
+    assert (0, 4) in bounds(ep)
 
 
 def test_dynamic_nonzero_of_dynamic_input() -> None:
@@ -792,7 +743,7 @@ def test_dynamic_boolean_mask_index() -> None:
         (randn(6), randn(6, 2)),
         fresh=[(randn(6), randn(6, 2)), (torch.full((6,), -1.0), randn(6, 2))],
     )
-    assert (0, 6) in _bounds(ep)
+    assert (0, 6) in bounds(ep)
 
 
 def test_dynamic_unique() -> None:
@@ -832,7 +783,7 @@ def test_dynamic_data_dependent_branch_raises() -> None:
 
 @pytest.mark.quick
 def test_dynamic_dim_specialized_by_parameter_raises() -> None:
-    error = _constraint_violation(
+    error = constraint_violation(
         lambda: export(Project(), (randn(5, 4),), dynamic_shapes={"x": {1: Dim("feat")}}),
         re.escape("specialized it to be a constant (4)"),
     )
@@ -843,21 +794,21 @@ def test_dynamic_dim_specialized_by_equality_branch_raises() -> None:
     def branch(x: torch.Tensor) -> torch.Tensor:
         return x * 2 if x.shape[0] == 4 else x
 
-    _constraint_violation(
+    constraint_violation(
         lambda: export(Unary(branch), (randn(4),), dynamic_shapes=({0: Dim("d")},)),
         re.escape("specialized it to be a constant (4)"),
     )
 
 
 def test_dynamic_dim_range_narrowed_by_branch_raises() -> None:
-    _constraint_violation(
+    constraint_violation(
         lambda: export(Branchy(), (randn(8),), dynamic_shapes={"x": {0: Dim("d", min=2, max=10)}}),
         re.escape("Dim('d', min=6, max=10)"),
     )
 
 
 def test_dynamic_dim_with_example_size_one_raises() -> None:
-    _constraint_violation(
+    constraint_violation(
         lambda: export(Scale(), (randn(1, 3),), dynamic_shapes={"x": {0: Dim("d")}}),
         re.escape("specialized it to be a constant (1)"),
     )

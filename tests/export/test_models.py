@@ -18,9 +18,16 @@ from torch._dynamo.exc import UserError
 from torch.export import Dim, ExportedProgram, export
 from torch.utils import _pytree as pytree
 
-from tests.export.helpers import ALL_WRAPPERS, assert_same, bounds, check_export, op_targets, randn
-
-STRICT_WRAPPERS = ("strict", "serdes_strict", "retrace_strict", "run_decomp_strict")
+from tests.export.helpers import (
+    ALL_WRAPPERS,
+    STRICT_WRAPPERS,
+    assert_same,
+    bounds,
+    check_export,
+    op_targets,
+    randn,
+    sorted_buffers,
+)
 
 STRICT_DROPS_UNUSED_STATE = (
     "torch 2.13 strict export: a parameter or buffer the graph never reads (e.g. BatchNorm's "
@@ -43,11 +50,6 @@ def _clone(tree: Any) -> Any:
     return pytree.tree_map_only(torch.Tensor, lambda t: t.detach().clone(), copy.copy(tree))
 
 
-def _buffers(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Buffers keyed by name in sorted order, so registration order does not matter."""
-    return dict(sorted(module.named_buffers()))
-
-
 def _check_export_any_buffer_order(
     mod: torch.nn.Module, args: tuple[Any, ...], *, fresh: Iterable[tuple[Any, ...]] = (), **export_options: Any
 ) -> ExportedProgram:
@@ -64,7 +66,7 @@ def _check_export_any_buffer_order(
         eager_in, program_in = _clone(run_args), _clone(run_args)
         assert_same(program(*program_in), eager(*eager_in), **TOL)
         assert_same(program_in, eager_in, **TOL)
-        assert_same(_buffers(program), _buffers(eager), **TOL)
+        assert_same(sorted_buffers(program), sorted_buffers(eager), **TOL)
     return ep
 
 

@@ -19,6 +19,7 @@ from torch.export import Dim
 
 from tests.export.helpers import (
     ALL_WRAPPERS,
+    STRICT_WRAPPERS,
     assert_same,
     check_export,
     input_kinds,
@@ -26,8 +27,6 @@ from tests.export.helpers import (
     raises_on_call,
     randn,
 )
-
-STRICT_WRAPPERS = ("strict", "serdes_strict", "retrace_strict", "run_decomp_strict")
 
 EXTRA_DIM_NOT_GUARDED = (
     "torch 2.13 ep.module(): with the default check_guards=True the generated _guards_fn checks each "

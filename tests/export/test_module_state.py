@@ -13,11 +13,16 @@ import pytest
 import torch
 from torch import nn
 
-from harness import active_wrapper
-from tests.export.helpers import check_export, export, input_kinds, op_targets, output_kinds, randn
-
-_STRICT_WRAPPERS = frozenset({"strict", "serdes_strict", "retrace_strict", "run_decomp_strict"})
-_STRICT = tuple(sorted(_STRICT_WRAPPERS))
+from tests.export.helpers import (
+    STRICT_WRAPPERS,
+    check_export,
+    export,
+    exports_strict,
+    input_kinds,
+    op_targets,
+    output_kinds,
+    randn,
+)
 
 BUFFER_ORDER = (
     "torch 2.13 strict export: ep.module() registers buffers in the order forward first reads them, not the "
@@ -39,11 +44,6 @@ LOAD_UNTIES = (
     "torch 2.13 torch.export.load: a tensor saved under two state_dict names comes back as two objects (one "
     "storage), so ep.module() lists the alias as a second parameter/buffer (deserialize)"
 )
-
-
-def _exports_strict() -> bool:
-    """Whether the active wrapper exports with strict=True (torch 2.13's default is non-strict)."""
-    return active_wrapper() in _STRICT_WRAPPERS
 
 
 def _targets(ep: torch.export.ExportedProgram, kind: str) -> list[str | None]:
@@ -162,7 +162,7 @@ def test_unused_parameter_is_lifted_only_without_strict() -> None:
             return x * self.used
 
     ep = export(Unused(), (randn(3),))
-    expected = ["used"] if _exports_strict() else ["used", "spare"]
+    expected = ["used"] if exports_strict() else ["used", "spare"]
     assert _targets(ep, "PARAMETER") == expected
     torch.testing.assert_close(ep.module()(torch.ones(3)), torch.ones(3))
 
@@ -210,7 +210,7 @@ def test_program_module_exposes_both_buffers_but_saves_only_persistent() -> None
     assert "kept" in program.state_dict()
 
 
-@pytest.mark.xfail_under(*_STRICT, reason=BUFFER_ORDER, raises=AssertionError)
+@pytest.mark.xfail_under(*STRICT_WRAPPERS, reason=BUFFER_ORDER, raises=AssertionError)
 def test_program_buffers_keep_registration_order() -> None:
     class Reversed(nn.Module):
         def __init__(self) -> None:
@@ -225,7 +225,7 @@ def test_program_buffers_keep_registration_order() -> None:
     assert [name for name, _ in ep.module().named_buffers()] == ["first", "second"]
 
 
-@pytest.mark.xfail_under(*_STRICT, reason=UNUSED_BUFFER_DROPPED, raises=AssertionError)
+@pytest.mark.xfail_under(*STRICT_WRAPPERS, reason=UNUSED_BUFFER_DROPPED, raises=AssertionError)
 def test_unused_buffer_stays_in_program_module() -> None:
     class Spare(nn.Module):
         def __init__(self) -> None:
@@ -396,11 +396,11 @@ def test_tied_weights_are_lifted_as_one_tensor() -> None:
     """Strict lifts a tied weight once; non-strict once per attribute name, but every name holds one tensor."""
     ep = check_export(_TiedLM(), (torch.tensor([0, 5, 2]),), fresh=[(torch.tensor([4, 4, 1]),)])
     lifted = _targets(ep, "PARAMETER")
-    assert lifted == (["emb.weight"] if _exports_strict() else ["emb.weight", "head.weight"])
+    assert lifted == (["emb.weight"] if exports_strict() else ["emb.weight", "head.weight"])
     assert len({ep.state_dict[name].data_ptr() for name in lifted if name is not None}) == 1
 
 
-@pytest.mark.xfail_under(*_STRICT, reason=TIED_KEY_DROPPED, raises=AssertionError)
+@pytest.mark.xfail_under(*STRICT_WRAPPERS, reason=TIED_KEY_DROPPED, raises=AssertionError)
 def test_tied_weights_keep_both_state_dict_keys() -> None:
     mod = _TiedLM()
     ep = check_export(mod, (torch.tensor([1, 2]),))
@@ -440,7 +440,7 @@ def test_same_submodule_under_two_names() -> None:
     assert [name for name, _ in ep.module().named_parameters()] == ["a.weight", "a.bias"]
 
 
-@pytest.mark.xfail_under(*_STRICT, reason=ALIASED_BUFFER_RENAMED, raises=AssertionError)
+@pytest.mark.xfail_under(*STRICT_WRAPPERS, reason=ALIASED_BUFFER_RENAMED, raises=AssertionError)
 @pytest.mark.xfail_under("serdes_non_strict", reason=LOAD_UNTIES, raises=AssertionError)
 def test_shared_buffer_in_two_submodules() -> None:
     table = torch.linspace(0, 1, 3)
@@ -594,7 +594,7 @@ class _Norm(nn.Module):
 _RUNNING_STATS = {"bn.running_mean", "bn.running_var", "bn.num_batches_tracked"}
 
 
-@pytest.mark.xfail_under(*_STRICT, reason=BUFFER_ORDER, raises=AssertionError)
+@pytest.mark.xfail_under(*STRICT_WRAPPERS, reason=BUFFER_ORDER, raises=AssertionError)
 def test_batchnorm_train_updates_running_stats_like_eager() -> None:
     """check_export compares the program's buffers with eager's after each of the three calls."""
     ep = check_export(_Norm().train(), (randn(4, 3),), fresh=[(randn(4, 3),), (randn(4, 3) * 3 + 1,)])
@@ -627,7 +627,7 @@ def test_batchnorm_train_graph_mutates_in_place_or_as_outputs() -> None:
         assert "aten.add_.Tensor" in op_targets(ep)  # num_batches_tracked += 1 stays in place
 
 
-@pytest.mark.xfail_under(*_STRICT, reason=UNUSED_BUFFER_DROPPED, raises=AssertionError)
+@pytest.mark.xfail_under(*STRICT_WRAPPERS, reason=UNUSED_BUFFER_DROPPED, raises=AssertionError)
 def test_batchnorm_eval_mutates_nothing() -> None:
     mod = _Norm()
     mod.bn.running_mean.fill_(0.5)

@@ -19,6 +19,8 @@ from torch import nn
 from torch.export import Dim
 
 from tests.export.helpers import (
+    DECOMP_WRAPPERS,
+    STRICT_WRAPPERS,
     bounds,
     check_export,
     export,
@@ -29,8 +31,8 @@ from tests.export.helpers import (
     randn,
 )
 
-_STRICT = ("strict", "serdes_strict", "retrace_strict", "run_decomp_strict")
-_DECOMP = ("run_decomp_strict", "run_decomp_non_strict")
+_STRICT = STRICT_WRAPPERS
+_DECOMP = DECOMP_WRAPPERS
 
 REASSIGNED_BUFFER_DROPPED = (
     "torch 2.13 strict export: reassigning a buffer in forward (self.total = self.total + x) is traced as a "

@@ -18,9 +18,18 @@ from torch.export import Dim
 from torch.utils import _pytree as pytree
 
 from harness import ExportWrapperError
-from tests.export.helpers import assert_same, bounds, check_export, input_kinds, module_of, raises_on_call, randn
+from tests.export.helpers import (
+    SERDES_WRAPPERS,
+    assert_same,
+    bounds,
+    check_export,
+    input_kinds,
+    module_of,
+    raises_on_call,
+    randn,
+)
 
-SERDES = ("serdes_strict", "serdes_non_strict", "cpp_serdes")
+SERDES = SERDES_WRAPPERS
 _PREFIX = "tests.export.test_pytree_io."
 
 # --- distinct causes of expected failures -------------------------------------------------------------------

@@ -16,7 +16,7 @@ from torch.export import Dim, unflatten
 from torch.export.unflatten import UnflattenedModule
 
 from harness import ExportWrapperError
-from tests.export.helpers import assert_same, check_export, randn
+from tests.export.helpers import DECOMP_WRAPPERS, assert_same, check_export, randn, wrappers_tagged
 
 RETRACE_LOSES_SIGNATURE = (
     "torch 2.13 retrace: ep.module() is a flat GraphModule, so re-exporting it with "
@@ -29,8 +29,8 @@ DECOMP_DROPS_UNUSED_PRESERVED_OUTPUT = (
     "but the module_call_graph signature still names it: SpecViolationError 'Output sum_1 does not exist "
     "in the graph' (decompose)"
 )
-RETRACE = ("retrace_strict", "retrace_non_strict")
-RUN_DECOMP = ("run_decomp_strict", "run_decomp_non_strict")
+RETRACE = wrappers_tagged("retrace")
+RUN_DECOMP = DECOMP_WRAPPERS
 
 
 class _Sub(torch.nn.Module):
