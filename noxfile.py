@@ -34,6 +34,8 @@ REQUIREMENTS = (
 EXPORT_SUITE = ("tests/export", "tests/ops")
 """The suite a wrapper session runs: the hand-written feature tests and the OpInfo sweep."""
 HARNESS_TESTS = "tests/harness"
+DURATIONS_DIR = ROOT / "durations"
+"""Per-wrapper test durations for --shard; harness/sharding.py reads the same place (DURATIONS_DIR there)."""
 
 
 def shared_python(session: nox.Session) -> str:
@@ -55,10 +57,14 @@ def shared_python(session: nox.Session) -> str:
     return str(python)
 
 
-def run_pytest(session: nox.Session, *args: str, wrapper: str | None) -> None:
+def run_pytest(
+    session: nox.Session, *args: str, wrapper: str | None, success_codes: tuple[int, ...] = (0,)
+) -> None:
     """Run pytest in the shared environment; ``wrapper`` is exported as EXPORT_WRAPPER."""
     env = {ENV_VAR: wrapper} if wrapper is not None else {}
-    session.run(shared_python(session), "-m", "pytest", *args, env=env, external=True)
+    session.run(
+        shared_python(session), "-m", "pytest", *args, env=env, external=True, success_codes=list(success_codes)
+    )
 
 
 def _check_environment_agrees(session: nox.Session, wrapper: str) -> None:
@@ -94,6 +100,23 @@ def export(session: nox.Session) -> None:
 
 
 @nox.session
+def durations(session: nox.Session) -> None:
+    """Refresh durations/<wrapper>.json, the shard balance, for the wrappers in posargs (default: all)."""
+    known = [w.name for w in BUILTIN_WRAPPERS]
+    unknown = [name for name in session.posargs if name not in known]
+    if unknown:
+        session.error(f"unknown wrapper(s) {', '.join(unknown)}; valid: {', '.join(known)}")
+    for name in session.posargs or known:
+        path = DURATIONS_DIR / f"{name}.json"
+        session.log(f"timing the export suite under {name} into {path.relative_to(ROOT)}")
+        # --clean-durations drops tests that no longer exist; a failing test's time is still its time.
+        run_pytest(
+            session, *EXPORT_SUITE, "-n", "auto", "-q", "-p", "no:cacheprovider", "--store-durations",
+            "--clean-durations", f"--durations-path={path}", wrapper=name, success_codes=(0, 1),
+        )
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """The harness's own tests, a quick pass of the export suite under every wrapper, then lint."""
     session.notify("lint")
@@ -109,3 +132,18 @@ def lint(session: nox.Session) -> None:
     python = shared_python(session)
     session.run(python, "-m", "ruff", "check", ".", external=True)
     session.run(python, "-m", "mypy", external=True)
+
+
+@nox.session
+def matrix(session: nox.Session) -> None:
+    """Export suite under every wrapper in one pytest run (matrix mode); writes results/matrix.json."""
+    run_pytest(session, *EXPORT_SUITE, "--export-wrapper", "all", "-n", "auto", *session.posargs, wrapper=None)
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Merge results/*.json into reports/report.{md,html,json}; compare with results/baseline.json."""
+    ci = ["--ci"] if os.environ.get("CI", "").lower() in ("1", "true", "yes") else []
+    # Inputs default to results/ (the CLI's default), so results files named in posargs replace it.
+    args = ("--out", "reports", "--baseline", "results/baseline.json", *ci, *session.posargs)
+    session.run(shared_python(session), "-m", "harness.report", *args, external=True)

@@ -7,7 +7,7 @@ installed patch is held here; the plugin keeps its handle in ``config.stash``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -48,12 +48,32 @@ def real_export() -> ExportFn:
 class ExportPatch:
     """One installed wrapper: the drop-in function and the outcomes it has recorded since last drained."""
 
-    def __init__(self, wrapper: Wrapper, original: ExportFn) -> None:
+    def __init__(self, wrapper: Wrapper, original: ExportFn, choices: Sequence[Wrapper] = ()) -> None:
         self.wrapper = wrapper
         self.original = original
         self._outcomes: list[str | None] = []
-        self.function: ExportFn = wrapper.bind(original, self._outcomes.append)
+        self._choices = {w.name: w.bind(original, self._outcomes.append) for w in choices}
+        self.function: ExportFn = self._dispatcher() if choices else wrapper.bind(original, self._outcomes.append)
         self.rebound: list[tuple[ModuleType, str]] = []
+
+    def _dispatcher(self) -> ExportFn:
+        """One installed function that calls the current wrapper (matrix mode switches it per test)."""
+
+        def export(*args: Any, **kwargs: Any) -> Any:
+            return self._choices[self.wrapper.name](*args, **kwargs)
+
+        export.__wrapped__ = self.original  # type: ignore[attr-defined]
+        export.__export_wrapper__ = self.wrapper  # type: ignore[attr-defined]
+        export.__name__ = "export"
+        export.__doc__ = f"torch.export.export under one of {', '.join(self._choices)}, switched per test"
+        return export
+
+    def switch(self, wrapper: Wrapper) -> None:
+        """Make ``wrapper`` (one of the ``choices`` given at install) the one every export goes through."""
+        if wrapper.name not in self._choices:
+            raise ValueError(f"export wrapper {wrapper.name!r} is not one of {list(self._choices)}")
+        self.wrapper = wrapper
+        self.function.__export_wrapper__ = wrapper  # type: ignore[attr-defined]
 
     def bind_into(self, module: ModuleType) -> None:
         """Point ``module``'s names for the original export at the wrapper (PyTorch-compat mode)."""
@@ -69,19 +89,20 @@ class ExportPatch:
         return outcomes
 
 
-def install(wrapper: Wrapper, *, patch_attribute: bool = True) -> ExportPatch:
+def install(wrapper: Wrapper, *, patch_attribute: bool = True, choices: Sequence[Wrapper] = ()) -> ExportPatch:
     """Make the wrapper reachable where tests look for export.
 
     With ``patch_attribute`` (the default) ``torch.export.export`` itself is replaced and
     every name already bound to it outside torch is rebound. Without it nothing is
     touched yet: the caller binds the wrapper into chosen modules with
     :meth:`ExportPatch.bind_into`, leaving the qualified ``torch.export.export`` as the
-    escape hatch PyTorch-style suites rely on.
+    escape hatch PyTorch-style suites rely on. With ``choices`` (matrix mode) the installed
+    function dispatches to the current wrapper, which :meth:`ExportPatch.switch` changes.
     """
     global _installed
     if _installed is not None:
         raise RuntimeError(f"export wrapper {_installed.wrapper.name!r} is already installed")
-    patch = ExportPatch(wrapper, real_export())
+    patch = ExportPatch(wrapper, real_export(), choices)
     if patch_attribute:
         import torch.export
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import os
 import unittest
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import active_wrapper, patching
+from harness import active_wrapper, matrix, patching, results, sharding
 from harness.errors import UnknownWrapperError, WrapperPluginError
-from harness.registry import available_wrappers, get_wrapper
+from harness.registry import available_wrappers
 from harness.selection import (
     COMPAT_ENV_VAR,
     COMPAT_INI_KEY,
@@ -35,6 +36,7 @@ MARKER = "xfail_under"
 REPORT_ATTR = "export_wrapper_programs"
 WORKERINPUT_KEY = "export_wrapper"
 WORKERINPUT_COMPAT_KEY = "export_pytorch_compat"
+WRAPPER_ATTR = "export_wrapper_name"
 
 SELECTION_KEY = pytest.StashKey[Selection | None]()
 COMPAT_KEY = pytest.StashKey[bool]()
@@ -42,7 +44,12 @@ PATCH_KEY = pytest.StashKey[patching.ExportPatch]()
 
 HELP = (
     "export wrapper to install in place of torch.export.export for the whole run "
-    f"(overrides ${ENV_VAR} and the {INI_KEY} ini option); see --export-wrapper-list"
+    f"(overrides ${ENV_VAR} and the {INI_KEY} ini option); see --export-wrapper-list. "
+    f"'{matrix.ALL}' or a comma-separated list runs every test once per wrapper (matrix mode)"
+)
+RESULTS_HELP = (
+    "where to write the results file of a wrapped run (default: results/<wrapper, or matrix>[-shard-I-of-N].json "
+    "under the rootdir)"
 )
 COMPAT_HELP = (
     "PyTorch-compat mode: wrap only the `export` names bound in test modules (the qualified "
@@ -64,7 +71,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="list the available export wrappers with their descriptions and exit",
     )
+    group.addoption("--results", dest="export_results", default=None, metavar="PATH", help=RESULTS_HELP)
     group.addoption(COMPAT_OPTION, dest="export_pytorch_compat", action="store_true", default=False, help=COMPAT_HELP)
+    sharding.addoption(group)
     parser.addini(INI_KEY, help=HELP, default="")
     parser.addini(COMPAT_INI_KEY, help=COMPAT_HELP, type="bool", default=False)
 
@@ -88,14 +97,22 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
             config.getoption("export_wrapper"), os.environ, config.getini(INI_KEY)
         )
         if selection is not None:
-            get_wrapper(selection.name, selection.source)
+            matrix.resolve_wrappers(selection)
         compat = resolve_compat(
             config.getoption("export_pytorch_compat"), os.environ, bool(config.getini(COMPAT_INI_KEY))
         )
     except (SelectionError, UnknownWrapperError, WrapperPluginError) as exc:
         raise pytest.UsageError(str(exc)) from exc
+    if compat and selection is not None and matrix.is_matrix(selection.name):
+        raise pytest.UsageError(
+            f"{COMPAT_OPTION} cannot be combined with matrix mode ({selection.name!r} from {selection.source}): "
+            "PyTorch-style suites are unittest.TestCase classes, which pytest cannot parametrize per wrapper; "
+            "run them one wrapper at a time"
+        )
     config.stash[SELECTION_KEY] = selection
     config.stash[COMPAT_KEY] = compat
+    name = None if selection is None else matrix.MATRIX_NAME if matrix.is_matrix(selection.name) else selection.name
+    sharding.configure(config, name)  # --shard: pytest-split over durations/<name>.json
     return None
 
 
@@ -116,13 +133,27 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(XdistHooks(selection, compat), "export-harness-xdist")
     if selection is None:
         return
-    wrapper = get_wrapper(selection.name, selection.source)
-    patch = patching.install(wrapper, patch_attribute=not compat)
+    wrappers = matrix.resolve_wrappers(selection)
+    in_matrix = matrix.is_matrix(selection.name)
+    patch = patching.install(wrappers[0], patch_attribute=not compat, choices=wrappers if in_matrix else ())
     config.add_cleanup(lambda: patching.uninstall(patch))
     config.stash[PATCH_KEY] = patch
-    config.pluginmanager.register(WrappedRun(patch), "export-harness-run")
+    config.pluginmanager.register(WrappedRun(patch, wrappers), "export-harness-run")
+    if in_matrix:
+        config.pluginmanager.register(matrix.MatrixRun(patch, wrappers), "export-harness-matrix")
+    if not hasattr(config, "workerinput"):
+        _register_results(config, [w.name for w in wrappers], matrix.MATRIX_NAME if in_matrix else wrappers[0].name)
     if compat:
         config.pluginmanager.register(PyTorchCompat(patch), "export-harness-pytorch-compat")
+
+
+def _register_results(config: pytest.Config, wrappers: list[str], run: str) -> None:
+    """Record every test's outcome in this process (the controller under xdist) and write it at the end."""
+    shard = results.shard_of(config)
+    option = config.getoption("export_results")
+    path = Path(option) if option else results.default_path(config.rootpath, run, shard)
+    recorder = results.ResultsRecorder(path, run, wrappers, shard, config.invocation_params.args)
+    config.pluginmanager.register(recorder, "export-harness-results")
 
 
 class XdistHooks:
@@ -165,31 +196,40 @@ class WrappedRun:
     """The hooks that matter only while a wrapper is installed: expected failures and the program tally.
 
     The same code path counts with and without xdist: workers attach each test phase's
-    outcomes to its report, and ``pytest_runtest_logreport`` (which runs wherever reports
-    end up, the controller under xdist) adds them up.
+    outcomes (and its wrapper, and what broke) to its report, and ``pytest_runtest_logreport``
+    (which runs wherever reports end up, the controller under xdist) adds them up, one
+    summary line per wrapper.
     """
 
-    def __init__(self, patch: patching.ExportPatch) -> None:
+    def __init__(self, patch: patching.ExportPatch, wrappers: Sequence[Wrapper] = ()) -> None:
         self.patch = patch
-        self.tally = ProgramTally()
+        self.wrappers = {w.name: w for w in (wrappers or (patch.wrapper,))}
+        self.tallies = {name: ProgramTally() for name in self.wrappers}
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
-            mark = expected_failure(item, self.patch.wrapper)
+            name = matrix.item_wrapper(item) if len(self.wrappers) > 1 else None
+            mark = expected_failure(item, self.wrappers.get(name or "", self.patch.wrapper))
             if mark is not None:
                 item.add_marker(mark)
 
     @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self) -> Generator[None, Any, None]:
+    def pytest_runtest_makereport(self, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
         outcome = yield
-        setattr(outcome.get_result(), REPORT_ATTR, self.patch.drain())
+        report = outcome.get_result()
+        programs = self.patch.drain()
+        setattr(report, REPORT_ATTR, programs)
+        setattr(report, WRAPPER_ATTR, self.patch.wrapper.name)
+        results.annotate(report, call, programs)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.tally.add(getattr(report, REPORT_ATTR, None) or ())
+        # A report without a wrapper (xdist's report of a crashed test) carries no programs either.
+        name = getattr(report, WRAPPER_ATTR, None) or next(iter(self.tallies))
+        self.tallies[name].add(getattr(report, REPORT_ATTR, None) or ())
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        wrapper = self.patch.wrapper
-        terminalreporter.write_line(self.tally.line(wrapper.name, wrapper.verb))
+        for name, wrapper in self.wrappers.items():
+            terminalreporter.write_line(self.tallies[name].line(name, wrapper.verb))
 
 
 class PyTorchCompat:
