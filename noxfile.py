@@ -147,3 +147,9 @@ def report(session: nox.Session) -> None:
     # Inputs default to results/ (the CLI's default), so results files named in posargs replace it.
     args = ("--out", "reports", "--baseline", "results/baseline.json", *ci, *session.posargs)
     session.run(shared_python(session), "-m", "harness.report", *args, external=True)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Harness overhead, per-wrapper cost, xdist scaling and start-up: a table, and reports/bench.json."""
+    session.run(shared_python(session), "tools/bench.py", *session.posargs, external=True)

@@ -52,8 +52,10 @@ class ExportPatch:
         self.wrapper = wrapper
         self.original = original
         self._outcomes: list[str | None] = []
-        self._choices = {w.name: w.bind(original, self._outcomes.append) for w in choices}
-        self.function: ExportFn = self._dispatcher() if choices else wrapper.bind(original, self._outcomes.append)
+        self._timings: list[tuple[float, float]] = []
+        record, timer = self._outcomes.append, self._timings.append
+        self._choices = {w.name: w.bind(original, record, timer) for w in choices}
+        self.function: ExportFn = self._dispatcher() if choices else wrapper.bind(original, record, timer)
         self.rebound: list[tuple[ModuleType, str]] = []
 
     def _dispatcher(self) -> ExportFn:
@@ -87,6 +89,11 @@ class ExportPatch:
         """Outcomes recorded since the last call (one per program), oldest first."""
         outcomes, self._outcomes[:] = list(self._outcomes), []
         return outcomes
+
+    def drain_timings(self) -> list[tuple[float, float]]:
+        """(first export, whole call) seconds of each program transformed since the last call."""
+        timings, self._timings[:] = list(self._timings), []
+        return timings
 
 
 def install(wrapper: Wrapper, *, patch_attribute: bool = True, choices: Sequence[Wrapper] = ()) -> ExportPatch:

@@ -88,7 +88,10 @@ def _list_wrappers() -> str:
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """Validate the selection before anything is collected, so a bad name runs nothing."""
     if config.getoption("export_wrapper_list"):
-        print(_list_wrappers())
+        try:
+            print(_list_wrappers())
+        except WrapperPluginError as exc:
+            raise pytest.UsageError(str(exc)) from exc
         return 0
     if config.getoption("help", False):
         return None
@@ -219,6 +222,7 @@ class WrappedRun:
         report = outcome.get_result()
         programs = self.patch.drain()
         setattr(report, REPORT_ATTR, programs)
+        setattr(report, results.TIMINGS_ATTR, self.patch.drain_timings())
         setattr(report, WRAPPER_ATTR, self.patch.wrapper.name)
         results.annotate(report, call, programs)
 

@@ -12,7 +12,11 @@ A results file is JSON::
      "torch": "2.13.0", "harness": "0.1.0", "created": "...", "shard": "1/4" | null, "exitstatus": 0,
      "args": [...], "collection_errors": [{"node": ..., "cause": ...}],
      "tests": [{"test": "tests/export/a.py::test_x", "wrapper": "serdes_strict", "outcome": "failed",
-                "stage": "deserialize", "cause": "KeyError: 'foo'", "duration": 0.12}, ...]}
+                "stage": "deserialize", "cause": "KeyError: 'foo'", "duration": 0.12,
+                "timings": [[0.05, 0.09], ...]}, ...]}
+
+``timings`` holds, per program the wrapper transformed, the seconds of its first export and of the whole
+wrapper call (``tools/bench.py`` turns them into each wrapper's cost over plain export).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import os
 import platform
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -38,6 +42,7 @@ FORMAT = "torch-export-harness-results"
 VERSION = 1
 STAGE_ATTR = "export_stage"
 CAUSE_ATTR = "export_cause"
+TIMINGS_ATTR = "export_wrapper_timings"
 RESULTS_DIR = "results"
 MAX_CAUSE = 500
 """Characters of a cause's first line that are kept."""
@@ -62,6 +67,8 @@ class Record:
     stage: str | None = None
     cause: str | None = None
     duration: float = 0.0
+    timings: list[list[float]] = field(default_factory=list)
+    """[first export, whole wrapper call] seconds per transformed program."""
 
 
 def first_line(text: str) -> str:
@@ -124,6 +131,7 @@ class Collector:
         wrapper = wrapper or (self.wrappers[0] if len(self.wrappers) == 1 else "?")
         record = self.records.setdefault((test, wrapper), Record(test, wrapper))
         record.duration += float(getattr(report, "duration", 0.0) or 0.0)
+        record.timings.extend([round(first, 6), round(total, 6)] for first, total in getattr(report, TIMINGS_ATTR, ()))
         outcome = self._outcome(report)
         if outcome is None:
             return

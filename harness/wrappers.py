@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import io
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ ExportFn = Callable[..., "ExportedProgram"]
 Recorder = Callable[[str | None], None]
 """Told once per program: ``None`` when every stage passed, else the stage that broke."""
 
+Timer = Callable[[tuple[float, float]], None]
+"""Told once per transformed program: (seconds of the first export, seconds of the whole wrapper call)."""
+
 
 @dataclass
 class WrapperCall:
@@ -43,10 +47,15 @@ class WrapperCall:
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any] | None
     options: dict[str, Any] = field(default_factory=dict)
+    export_seconds: list[float] = field(default_factory=list)
+    """Wall time of each :meth:`export`; shared by the copies ``dataclasses.replace`` makes."""
 
     def export(self, **overrides: Any) -> ExportedProgram:
         """Run the original export with the caller's arguments; errors pass through unchanged."""
-        return self.original_export(self.mod, self.args, self.kwargs, **{**self.options, **overrides})
+        start = time.perf_counter()
+        program = self.original_export(self.mod, self.args, self.kwargs, **{**self.options, **overrides})
+        self.export_seconds.append(time.perf_counter() - start)
+        return program
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -81,8 +90,8 @@ class Wrapper:
     pytorch_xfail_attr: str | None = None
     pytorch_suffix: str | None = None
 
-    def bind(self, original_export: ExportFn, record: Recorder) -> ExportFn:
-        """Make the drop-in for ``torch.export.export`` that the patch installs."""
+    def bind(self, original_export: ExportFn, record: Recorder, timer: Timer | None = None) -> ExportFn:
+        """Make the drop-in for ``torch.export.export`` that the patch installs (``timer``: see :data:`Timer`)."""
         wrapper = self
 
         def export(
@@ -92,6 +101,7 @@ class Wrapper:
             **options: Any,
         ) -> ExportedProgram:
             call = WrapperCall(wrapper.name, original_export, mod, args, kwargs, options)
+            start = time.perf_counter()
             try:
                 program = wrapper.transform(call)
             except ExportWrapperError as exc:
@@ -103,6 +113,8 @@ class Wrapper:
                 record("export")
                 raise
             record(None)
+            if timer is not None and call.export_seconds:
+                timer((call.export_seconds[0], time.perf_counter() - start))
             return program
 
         export.__wrapped__ = original_export  # type: ignore[attr-defined]

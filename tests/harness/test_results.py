@@ -160,5 +160,16 @@ def test_single_wrapper_run_writes_results_under_its_name(tester: pytest.Pyteste
             "stage": None,
             "cause": None,
             "duration": pytest.approx(document["tests"][0]["duration"]),
+            "timings": [],
         }
     ]
+
+
+def test_collector_keeps_the_timings_of_every_phase() -> None:
+    collector = Collector(["cpp_serdes"], matrix=False)
+    for when, timings in (("setup", [(0.5, 0.75)]), ("call", [(1.0, 2.0), (2.0, 3.0)]), ("teardown", [])):
+        report = pytest.TestReport("a.py::t", ("a.py", 0, "t"), {}, "passed", None, when, [])
+        report.export_wrapper_timings = timings  # type: ignore[attr-defined]
+        collector.add(report)
+    [record] = collector.records.values()
+    assert record.timings == [[0.5, 0.75], [1.0, 2.0], [2.0, 3.0]]

@@ -195,3 +195,14 @@ def test_first_export_errors_pass_through_unchanged() -> None:
         export(DataDependent(), (torch.randn(3),))
     assert not isinstance(info.value, ExportWrapperError)
     assert outcomes == ["export"]
+
+
+@pytest.mark.parametrize("name", ["strict", "retrace_non_strict"])
+def test_timer_gets_first_export_and_whole_call_seconds_of_transformed_programs(name: str) -> None:
+    timings: list[tuple[float, float]] = []
+    export = WRAPPERS[name].bind(torch.export.export, lambda _: None, timings.append)
+    export(Counter(), (torch.randn(2, 4),))
+    with pytest.raises(Exception):  # noqa: B017 (torch's own error type; a failed program is not timed)
+        export(Counter(), (torch.randn(2, 5),))
+    [(first, whole)] = timings
+    assert 0 < first <= whole
