@@ -16,13 +16,22 @@ import pytest
 import torch
 from torch.export import Dim
 
-from tests.export.helpers import bounds, check_export, decomposes, input_kinds, op_targets, output_kinds, randn
+from tests.export.helpers import (
+    LEGACY_STRICT_WRAPPERS,
+    bounds,
+    check_export,
+    decomposes,
+    input_kinds,
+    op_targets,
+    output_kinds,
+    randn,
+)
 
 NS = "export_suite_ops"
 
 INT_RETURN_STRICT = (
-    "torch 2.13 dynamo: a custom op whose schema returns int is rejected in strict mode "
-    "(Unsupported 'torch.* op returned non-Tensor', export)"
+    "torch 2.13 dynamo: a custom op whose schema returns int is rejected in strict mode by the legacy capture "
+    "(Unsupported 'torch.* op returned non-Tensor', export); strict_v2's new capture path accepts it"
 )
 
 
@@ -387,14 +396,7 @@ def test_same_op_called_twice_gives_two_nodes() -> None:
     assert sum(str(n.target) == _target("scale_add") for n in ep.graph.nodes) == 2
 
 
-@pytest.mark.xfail_under(
-    "strict",
-    "serdes_strict",
-    "retrace_strict",
-    "run_decomp_strict",
-    reason=INT_RETURN_STRICT,
-    raises=torch._dynamo.exc.Unsupported,
-)
+@pytest.mark.xfail_under(*LEGACY_STRICT_WRAPPERS, reason=INT_RETURN_STRICT, raises=torch._dynamo.exc.Unsupported)
 def test_op_returning_int() -> None:
     ep = check_export(Call(lambda x: x * shape_len(x)), (randn(4),), fresh=[(randn(4),)])
     assert ep.module()(randn(4)).shape == (4,)

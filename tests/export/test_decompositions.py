@@ -17,7 +17,8 @@ import torch
 from torch.export import Dim, ExportedProgram, default_decompositions, export
 
 from tests.export.helpers import (
-    STRICT_WRAPPERS,
+    LEGACY_STRICT_WRAPPERS,
+    NEW_CAPTURE_WRAPPER,
     assert_same,
     bounds,
     check_export,
@@ -37,6 +38,12 @@ STRICT_DROPS_UNUSED_STATE = (
     "torch 2.13 strict export: a parameter or buffer the graph never reads (e.g. BatchNorm's "
     "num_batches_tracked in eval mode) stays in ep.state_dict but ep.module() does not register it, "
     "so the program's state misses it (module)"
+)
+
+V2_PLACEHOLDERS_RENAMED = (
+    "torch 2.13 strict_v2 (new capture path): with dynamic_shapes omitted the user-input placeholders are named "
+    "after the flattened inputs (args_0, ...), and run_decompositions renames them to forward's parameter names "
+    "(x), so the decomposed program's user_inputs differ from the program's (export, decompose)"
 )
 
 
@@ -236,7 +243,9 @@ def test_empty_table_keeps_non_core_ops() -> None:
         "train",
         pytest.param(
             "eval",
-            marks=pytest.mark.xfail_under(*STRICT_WRAPPERS, reason=STRICT_DROPS_UNUSED_STATE, raises=AssertionError),
+            marks=pytest.mark.xfail_under(
+                *LEGACY_STRICT_WRAPPERS, reason=STRICT_DROPS_UNUSED_STATE, raises=AssertionError
+            ),
         ),
     ],
 )
@@ -391,6 +400,7 @@ def test_default_table_is_idempotent() -> None:
     _matches_eager(twice, model, [(randn(2, 4),)], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_PLACEHOLDERS_RENAMED, raises=AssertionError)
 def test_decomposition_preserves_state_and_input_kinds() -> None:
     model = _Counter()
     ep = check_export(model, (randn(3, 4),))

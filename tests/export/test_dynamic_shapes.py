@@ -22,6 +22,7 @@ from torch.fx.experimental.symbolic_shapes import ConstraintViolationError, Guar
 
 from harness import ExportWrapperError, wrapper_names
 from tests.export.helpers import (
+    NEW_CAPTURE_WRAPPER,
     Binary,
     Range,
     Ternary,
@@ -48,6 +49,22 @@ PICKLED_INPUT_LOG_BUG = (
     "torch 2.13 deserializer: the pickled example inputs hold a registered dataclass that is no weights_only safe "
     "global, so torch.load falls back to weights_only=False and logs a warning with a malformed format string, "
     "which pytest's log capture turns into TypeError (deserialize)"
+)
+V2_STATIC_DIMS_SYMBOLIC = (
+    "torch 2.13 strict_v2 (new capture path): with dynamic_shapes omitted every input dim is traced as a free "
+    "symbol (s77) that is not in range_constraints, and ep.module()'s _guards_fn checks only sizes the trace "
+    "itself specialized, so the placeholders are symbolic and a changed static dim runs silently (export, call)"
+)
+V2_ITEM_SIZE_GUARDED = (
+    "torch 2.13 strict_v2 (new capture path): an input's .item() used as a size is traced as a backed symbol, "
+    "so ep.module()'s _guards_fn re-reads .item() and enforces the trace's guards on it ('Guard failed: "
+    "args_0.item() >= 2', the 0/1 size specialization): calls with 0 or 1 are rejected, and a failing "
+    "torch._check on it is that guard, not a runtime assertion (call)"
+)
+V2_DATA_DEPENDENT_SIZE_UNBOUNDED = (
+    "torch 2.13 strict_v2 (new capture path): with dynamic_shapes omitted the input's dims are free unbounded "
+    "symbols, so the data-dependent size of nonzero / boolean-mask indexing gets range [0, int_oo] instead of "
+    "[0, numel] and the program has no u0 <= numel runtime assert (export)"
 )
 FLATTENED_VAR_ARGS = (
     "torch 2.13 ep.module() flattens a forward(*args) signature into positional parameters (args_0, args_1, ...), "
@@ -587,6 +604,7 @@ def test_dynamic_call_accepts_range_edges() -> None:
     assert bounds(ep) == [(3, 8)]
 
 
+@pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_STATIC_DIMS_SYMBOLIC, raises=AssertionError)
 def test_dynamic_shapes_omitted_means_static() -> None:
     ep = check_export(Scale(), (randn(4, 3),))
     assert ep.range_constraints == {}
@@ -638,6 +656,7 @@ class BoundedCount(torch.nn.Module):
 
 
 @pytest.mark.quick
+@pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_ITEM_SIZE_GUARDED, raises=AssertionError)
 def test_dynamic_check_bounds_unbacked_item() -> None:
     ep = check_export(
         BoundedCount(),
@@ -651,6 +670,7 @@ def test_dynamic_check_bounds_unbacked_item() -> None:
 
 
 @pytest.mark.filterwarnings("ignore:_check_is_size will be removed:FutureWarning")
+@pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_ITEM_SIZE_GUARDED, raises=AssertionError)
 def test_dynamic_check_is_size_on_item() -> None:
     def ones(x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
         k = n.item()
@@ -662,6 +682,7 @@ def test_dynamic_check_is_size_on_item() -> None:
     raises_on_call(ep.module(), randn(3), torch.tensor(-1), match="Runtime assertion failed")
 
 
+@pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_ITEM_SIZE_GUARDED, raises=AssertionError)
 def test_dynamic_item_used_as_size_asserts_non_negative() -> None:
     ep = check_export(
         module_of(lambda n: torch.zeros(n.item()) + 1),
@@ -681,6 +702,7 @@ def test_dynamic_item_as_scalar_operand() -> None:
     assert op_targets(ep) & {"aten.item.default", "aten._local_scalar_dense.default"}
 
 
+@pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_ITEM_SIZE_GUARDED, raises=AssertionError)
 def test_dynamic_item_arange() -> None:
     def count(n: torch.Tensor) -> torch.Tensor:
         k = n.item()
@@ -710,6 +732,7 @@ def test_dynamic_item_split_sizes() -> None:
 # data-dependent output sizes (unbacked symbols)
 
 
+@pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_DATA_DEPENDENT_SIZE_UNBOUNDED, raises=AssertionError)
 def test_dynamic_nonzero() -> None:
     ep = check_export(
         module_of(lambda x: x.nonzero()),
@@ -737,6 +760,7 @@ def test_dynamic_masked_select() -> None:
     )
 
 
+@pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_DATA_DEPENDENT_SIZE_UNBOUNDED, raises=AssertionError)
 def test_dynamic_boolean_mask_index() -> None:
     ep = check_export(
         module_of(lambda x, y: y[x > 0] + 1),

@@ -18,8 +18,9 @@ import torch
 from torch.export import Dim
 
 from tests.export.helpers import (
-    ALL_WRAPPERS,
-    STRICT_WRAPPERS,
+    LEGACY_CAPTURE_WRAPPERS,
+    LEGACY_STRICT_WRAPPERS,
+    NEW_CAPTURE_WRAPPER,
     assert_same,
     check_export,
     input_kinds,
@@ -37,6 +38,18 @@ STRICT_DROPS_UNUSED_STATE = (
     "torch 2.13 strict export: a parameter or buffer the graph never reads (e.g. BatchNorm's "
     "num_batches_tracked in eval mode) stays in ep.state_dict but ep.module() does not register it, "
     "so the program's state misses it (module)"
+)
+
+V2_STATIC_DIMS_UNGUARDED = (
+    "torch 2.13 strict_v2 (new capture path): with dynamic_shapes omitted every input dim is traced as a free "
+    "symbol (s77) that is not in range_constraints, and ep.module()'s _guards_fn checks only the sizes the trace "
+    "itself specialized (a Linear's in_features), no other size, no rank and no input type, so a wrong batch "
+    "size, rank or a non-tensor input runs silently or fails in a kernel (call)"
+)
+V2_POSITIONAL_PLACEHOLDERS = (
+    "torch 2.13 strict_v2 (new capture path): with dynamic_shapes omitted the graph is captured over the "
+    "flattened inputs, so the user-input placeholders and graph_signature.user_inputs are named args_0, "
+    "args_1, ... instead of forward's parameter names (export)"
 )
 
 
@@ -81,6 +94,7 @@ def _error_of(call: Callable[[], Any]) -> BaseException | None:
 
 
 @pytest.mark.quick
+@pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_POSITIONAL_PLACEHOLDERS, raises=AssertionError)
 def test_module_is_graph_module_and_nn_module() -> None:
     ep = check_export(_Net(), _net_args(), fresh=[_net_args()])
     program = ep.module()
@@ -99,7 +113,7 @@ def test_module_state_dict_matches_ep_state_dict() -> None:
         torch.testing.assert_close(program_state[name], value)
 
 
-@pytest.mark.xfail_under(*STRICT_WRAPPERS, reason=STRICT_DROPS_UNUSED_STATE, raises=AssertionError)
+@pytest.mark.xfail_under(*LEGACY_STRICT_WRAPPERS, reason=STRICT_DROPS_UNUSED_STATE, raises=AssertionError)
 def test_module_registers_unused_parameter_and_buffer() -> None:
     class Spare(torch.nn.Module):
         def __init__(self) -> None:
@@ -177,8 +191,16 @@ def test_eval_mode_is_baked_into_the_program() -> None:
 @pytest.mark.quick
 @pytest.mark.parametrize(
     ("shape", "fragment"),
-    [((3, 4), r"Guard failed: x.size\(\)\[0\] == 2"), ((2, 5), r"Guard failed: x.size\(\)\[1\] == 4")],
-    ids=["batch", "features"],
+    [
+        # The feature dim still gets its guard: aten.linear specializes it to the weight's 4.
+        pytest.param(
+            (3, 4),
+            r"Guard failed: x.size\(\)\[0\] == 2",
+            id="batch",
+            marks=pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_STATIC_DIMS_UNGUARDED, raises=RuntimeError),
+        ),
+        pytest.param((2, 5), r"Guard failed: x.size\(\)\[1\] == 4", id="features"),
+    ],
 )
 def test_wrong_static_size_raises(shape: tuple[int, int], fragment: str) -> None:
     ep = check_export(_Net(), _net_args())
@@ -186,13 +208,15 @@ def test_wrong_static_size_raises(shape: tuple[int, int], fragment: str) -> None
         ep.module()(randn(*shape), randn(2, 3))
 
 
-@pytest.mark.xfail_under(*ALL_WRAPPERS, reason=EXTRA_DIM_NOT_GUARDED, raises=AssertionError)
+@pytest.mark.xfail_under(*LEGACY_CAPTURE_WRAPPERS, reason=EXTRA_DIM_NOT_GUARDED, raises=AssertionError)
+@pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_STATIC_DIMS_UNGUARDED, raises=AssertionError)
 def test_extra_dimension_raises() -> None:
     ep = check_export(module_of(lambda x: x * 2), (randn(2, 4),))
     error = _error_of(lambda: ep.module()(randn(2, 4, 1)))
     assert error is not None, "a rank-3 input was accepted by a program exported for rank 2"
 
 
+@pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_STATIC_DIMS_UNGUARDED, raises=pytest.fail.Exception)
 def test_missing_dimension_raises_index_error_in_guards() -> None:
     """torch 2.13's guard function indexes ``x.size()[1]`` and fails with a bare IndexError."""
     ep = check_export(module_of(lambda x: x * 2), (randn(2, 4),))
@@ -250,6 +274,7 @@ def test_keyword_input_passed_positionally_raises() -> None:
         ep.module()(x, y)
 
 
+@pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_STATIC_DIMS_UNGUARDED, raises=pytest.fail.Exception)
 def test_non_tensor_input_raises() -> None:
     """torch 2.13: the guard function fails first (AttributeError); without it the pre-hook names the input."""
     ep = check_export(module_of(lambda x: x + 1), (randn(2),))
@@ -283,6 +308,7 @@ def test_dynamic_batch_mismatch_between_inputs_raises() -> None:
 
 
 @pytest.mark.quick
+@pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_POSITIONAL_PLACEHOLDERS, raises=AssertionError)
 def test_graph_signature_user_inputs_and_outputs() -> None:
     class TwoOutputs(torch.nn.Module):
         def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -297,6 +323,7 @@ def test_graph_signature_user_inputs_and_outputs() -> None:
     assert list(inspect.signature(ep.module().forward).parameters) == ["x", "y"]
 
 
+@pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_POSITIONAL_PLACEHOLDERS, raises=AssertionError)
 def test_graph_signature_names_keyword_inputs() -> None:
     class Affine(torch.nn.Module):
         def forward(self, x: torch.Tensor, *, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

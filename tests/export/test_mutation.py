@@ -20,6 +20,7 @@ from torch.export import Dim
 
 from tests.export.helpers import (
     DECOMP_WRAPPERS,
+    NEW_CAPTURE_WRAPPER,
     STRICT_WRAPPERS,
     bounds,
     check_export,
@@ -41,6 +42,11 @@ REASSIGNED_BUFFER_DROPPED = (
 MUTATED_VIEW_OUTPUT_UNALIASED = (
     "torch 2.13 run_decompositions: a view of an in-place-mutated input returned as an output is recomputed "
     "from the functional result, so it no longer aliases the input as in eager (decompose)"
+)
+V2_PLACEHOLDERS_RENAMED = (
+    "torch 2.13 strict_v2 (new capture path): with dynamic_shapes omitted the user-input placeholders are named "
+    "after the flattened inputs (args_0, args_1), and run_decompositions renames them to forward's parameter "
+    "names, so the decomposed program's USER_INPUT_MUTATION target 'b' matches no input of the program (decompose)"
 )
 
 PARAMETER_WRITEBACK_OUTSIDE_NO_GRAD = (
@@ -309,6 +315,7 @@ def test_input_mutation_of_a_wrapped_function() -> None:
     assert [kind for kind, _ in _functional_mutations(ep)] == ["USER_INPUT_MUTATION"]
 
 
+@pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_PLACEHOLDERS_RENAMED, raises=AssertionError)
 def test_only_the_mutated_input_is_reported() -> None:
     class Second(nn.Module):
         def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
