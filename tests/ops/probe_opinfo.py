@@ -1,0 +1,426 @@
+"""Regenerate ``tests/ops/opinfo_findings.py``: run the OpInfo sweep under every wrapper, group failures by cause.
+
+Usage, from the repository root with the shared environment's python (about 15 minutes for all wrappers on 2 cores)::
+
+    .nox/shared/bin/python -m tests.ops.probe_opinfo            # probe, print the table, write the findings module
+    .nox/shared/bin/python -m tests.ops.probe_opinfo --dry-run  # probe and print only
+    .nox/shared/bin/python -m tests.ops.probe_opinfo --from-raw /tmp/probe   # regroup saved raw results
+
+For each wrapper it runs ``pytest tests/ops/test_opinfo.py -p tests.ops.probe_opinfo -n 0 --export-wrapper W``
+(``--jobs`` of them at once, one pytest process each). Loaded with ``-p``, this module is a pytest plugin: it drops
+the findings' ``xfail_under`` marks, so every case runs bare, and writes each failure (stage, exception type,
+message) as JSON. The main program then names each failure's cause with ``RULES`` (regular expressions over the
+torch message) and writes one ``Finding`` per (cause, stage, exception type, set of wrappers). A failure that no
+rule names gets a cause spelled from its own message; read it and add a rule. Nothing here is tuned per op.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Generator, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.plugin import MARKER, REPORT_ATTR
+from harness.registry import available_wrappers
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_FILE = "tests/ops/test_opinfo.py"
+FINDINGS_FILE = ROOT / "tests" / "ops" / "opinfo_findings.py"
+OUT_ENV = "OPINFO_PROBE_OUT"
+WRAPPER_ERROR = "harness.errors.ExportWrapperError"
+
+WRAPPERS = tuple(available_wrappers())
+STRICT_FIRST_EXPORT = frozenset(name for name, wrapper in available_wrappers().items() if "strict" in wrapper.tags)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The plugin half: runs inside each pytest process.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _dotted(exc_type: type[BaseException]) -> str:
+    return f"{exc_type.__module__}.{exc_type.__qualname__}"
+
+
+def _first_lines(exc: BaseException, n: int = 3) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return " | ".join(lines[:n])
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.errors: dict[str, dict[str, Any]] = {}
+        self.results: dict[str, dict[str, Any]] = {}
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            item.own_markers = [mark for mark in item.own_markers if mark.name != MARKER]
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:
+        yield
+        if call.when == "call" and call.excinfo is not None:
+            exc = call.excinfo.value
+            root = exc.__cause__ if _dotted(type(exc)) == WRAPPER_ERROR and exc.__cause__ is not None else exc
+            self.errors[item.nodeid] = {
+                "type": _dotted(type(exc)),
+                "stage": getattr(exc, "stage", None),
+                "root_type": _dotted(type(root)),
+                "message": _first_lines(root),
+            }
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" and report.passed:
+            return
+        entry = self.results.setdefault(report.nodeid, {"outcome": "passed", "programs": []})
+        entry["programs"] += list(getattr(report, REPORT_ATTR, None) or ())
+        if report.failed:
+            entry["outcome"] = "failed" if report.when == "call" else f"error in {report.when}"
+            entry.update(self.errors.get(report.nodeid, {}))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        Path(os.environ[OUT_ENV]).write_text(json.dumps(self.results, indent=1, sort_keys=True))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get(OUT_ENV):
+        config.pluginmanager.register(_Recorder(), "opinfo-probe-recorder")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The driver half: one pytest per wrapper, then the causes.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A named cause. ``pattern`` is searched in ``"<wrapper> <stage> <root exception type>: <message>"``.
+
+    A ``(?P<detail>...)`` group in it is collected over every failure of the cause and replaces
+    ``{details}`` in ``text`` (sorted, comma-separated), so one reason covers e.g. several ATen ops.
+    """
+
+    name: str
+    pattern: str
+    text: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "RETURN_TYPES_NOT_SERIALIZABLE",
+        r"NotImplementedError: No registered serialization name for <class 'torch\.return_types\.",
+        "no registered serialization name for the named-tuple outputs torch.return_types.* "
+        "(max.dim, sort, topk, linalg.*...), NotImplementedError",
+    ),
+    Rule(
+        "DATA_DEPENDENT_OUTPUT",
+        r"DataDependentOutputException: (?P<detail>aten\.\w+)",
+        "fake tensors cannot compute the data-dependent non-tensor output of {details} "
+        "(DataDependentOutputException)",
+    ),
+    Rule(
+        "DATA_DEPENDENT_OUTPUT",
+        r"Data dependent operator \| Explanation: Operator `(?P<detail>aten\.\w+)",
+        "dynamo refuses {details}, whose non-tensor output depends on tensor data (Unsupported)",
+    ),
+    Rule(
+        "DYNAMIC_OUTPUT_SHAPE",
+        r"DynamicOutputShapeException: (?P<detail>aten\.\w+)",
+        "no meta kernel for the data-dependent output shape of {details} (DynamicOutputShapeException)",
+    ),
+    Rule(
+        "DYNAMIC_OUTPUT_SHAPE",
+        r"Dynamic shape operator \(no meta kernel\) \| Explanation: Operator `(?P<detail>aten\.\w+)",
+        "no meta kernel for the data-dependent output shape of {details} (Unsupported)",
+    ),
+    Rule(
+        "DATA_DEPENDENT_GUARD",
+        r"Could not guard on data-dependent expression (?P<detail>\S.*?) \(unhinted",
+        "could not guard on the data-dependent expression {details}, a Python branch on tensor values "
+        "(e.g. `if torch.any(var < 0)`)",
+    ),
+    Rule(
+        "FREEZE_RNG_STATE_UNTRACEABLE",
+        r"Dynamo does not know how to trace the builtin `<unknown module>\.pybind11_object\.__new__",
+        "dynamo cannot trace pybind11_object.__new__, i.e. the torch._C guards (no_dispatch, "
+        "_DisableFuncTorch) that OpInfo's wrapper_set_seed -> freeze_rng_state enters around the op "
+        "(Unsupported: function marked as skipped)",
+    ),
+    Rule(
+        "SKIPPED_BUILTIN",
+        r"Dynamo does not know how to trace the builtin `(?P<detail>[^`]+?)\.?`",
+        "dynamo does not trace the builtin {details} (Unsupported: function marked as skipped)",
+    ),
+    Rule(
+        "RESIZE_UNSUPPORTED",
+        r"Unsupported Tensor\.resize_\(\) call",
+        "dynamo does not support tracing Tensor.resize_() (Unsupported)",
+    ),
+    # Diagnosed by hand on torch 2.13.0 (x.mT under strict_v2): the generated forward holds the line
+    # `return self._dynamo_bytecode_unflatten((,), _fn_args)`, an empty tuple written `(,)`.
+    Rule(
+        "NEW_CAPTURE_INVALID_CODEGEN",
+        r"SyntaxError: invalid syntax \(<eval_with_key>",
+        "the new capture path (strict_v2) generates invalid Python, `_dynamo_bytecode_unflatten((,), ...)`, "
+        "when forward returns a view property of its input (x.T, x.H, x.mT, x.mH): SyntaxError",
+    ),
+    Rule(
+        "NO_FAKE_TENSOR_KERNEL",
+        r"Operator does not support running with fake tensors",
+        "dynamo's fake-tensor pass has no kernel for the op (seen: aten.geqrf, aten._histogramdd_*, "
+        "aten._to_sparse), Unsupported: operator does not support running with fake tensors",
+    ),
+    # Diagnosed by hand on torch 2.13.0 (norm.inf): the C++ ExportedProgram serializer writes the float
+    # argument ord=-Infinity back as Infinity. The message (a value mismatch) cannot say so; recheck it
+    # if another case ever matches.
+    Rule(
+        "CPP_NEGATIVE_INFINITY",
+        r"^cpp_serdes compare builtins\.AssertionError: ",
+        "the C++ round trip writes a -Infinity float argument back as Infinity (seen: linalg_vector_norm "
+        "ord=-inf), so ep.module() computes another function than eager",
+    ),
+)
+
+STAGE_TEXT = {
+    "export_strict": "strict export (stage export)",
+    "export_non_strict": "non-strict export (stage export)",
+    "serialize": "serializer (stage serialize)",
+    "deserialize": "deserializer (stage deserialize)",
+    "cpp_roundtrip": "C++ serde round trip (stage cpp_roundtrip)",
+    "retrace": "retrace of ep.module() (stage retrace)",
+    "decompose": "run_decompositions (stage decompose)",
+    "run": "calling ep.module() (after the wrapper)",
+    "compare": "ep.module() vs eager (after the wrapper)",
+}
+
+
+@dataclass(frozen=True)
+class Failure:
+    case: str
+    wrapper: str
+    stage: str
+    raises: str | None
+    cause: str
+    text: str
+    detail: str | None
+
+
+def _stage(wrapper: str, entry: dict[str, Any]) -> str:
+    if entry.get("stage"):
+        return str(entry["stage"])
+    if "export" in entry["programs"]:
+        return "export_strict" if wrapper in STRICT_FIRST_EXPORT else "export_non_strict"
+    return "compare" if entry.get("type") == "builtins.AssertionError" else "run"
+
+
+def _auto_cause(root_type: str, message: str) -> tuple[str, str]:
+    """A cause for a message no rule names: its type and the gist of its first line."""
+    gist = re.sub(r"\s+", " ", message.split(" | ")[0])[:140]
+    name = re.sub(r"[^A-Za-z0-9]+", "_", f"{root_type.rsplit('.', 1)[-1]}_{gist[:40]}").strip("_").upper()
+    return name, f"{root_type.rsplit('.', 1)[-1]}: {gist}"
+
+
+def classify(wrapper: str, case: str, entry: dict[str, Any]) -> Failure:
+    stage = _stage(wrapper, entry)
+    root_type, message = entry.get("root_type", "?"), entry.get("message", entry.get("outcome", "?"))
+    subject = f"{wrapper} {stage} {root_type}: {message}"
+    detail = None
+    for rule in RULES:
+        match = re.search(rule.pattern, subject)
+        if match:
+            name, text = rule.name, rule.text
+            detail = match.groupdict().get("detail")
+            break
+    else:
+        name, text = _auto_cause(root_type, message)
+    raises = entry.get("type")
+    if raises is not None and not _importable(raises):
+        raises = None
+    return Failure(case, wrapper, stage, raises, name, text, detail)
+
+
+def _importable(dotted: str) -> bool:
+    import importlib
+
+    module, _, attr = dotted.rpartition(".")
+    try:
+        return isinstance(getattr(importlib.import_module(module), attr), type)
+    except (ImportError, AttributeError):
+        return False
+
+
+def run_wrapper(wrapper: str, raw_dir: Path) -> dict[str, Any]:
+    out = raw_dir / f"{wrapper}.json"
+    env = {**os.environ, OUT_ENV: str(out)}
+    command = [sys.executable, "-m", "pytest", TEST_FILE, "-p", "tests.ops.probe_opinfo", "-n", "0", "-q"]
+    command += ["-p", "no:cacheprovider", "--export-wrapper", wrapper]
+    print(f"== {wrapper}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    print("   " + (done.stdout.strip().splitlines() or ["(no output)"])[-1], file=sys.stderr, flush=True)
+    results: dict[str, Any] = json.loads(out.read_text())
+    return results
+
+
+def _case_id(nodeid: str) -> str:
+    return nodeid.split("[", 1)[1].rsplit("]", 1)[0]
+
+
+def failures(raw: dict[str, dict[str, Any]]) -> list[Failure]:
+    found = []
+    for wrapper in WRAPPERS:
+        for nodeid, entry in sorted(raw.get(wrapper, {}).items()):
+            if entry["outcome"] != "passed":
+                found.append(classify(wrapper, _case_id(nodeid), entry))
+    return found
+
+
+def _constant(cause: str, stage: str, taken: dict[str, tuple[str, str]], key: tuple[str, str]) -> str:
+    base = f"{cause}_{stage}".upper()
+    name, n = base, 2
+    while name in taken and taken[name] != key:
+        name, n = f"{base}_{n}", n + 1
+    taken[name] = key
+    return name
+
+
+def render(found: Iterable[Failure], torch_version: str, counts: dict[str, int]) -> str:
+    """The findings module: reason constants, then one Finding per (cause, stage, raises, wrappers)."""
+    per_case: dict[tuple[str, str, str | None, str], set[str]] = defaultdict(set)
+    texts: dict[tuple[str, str], str] = {}
+    details: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for failure in found:
+        per_case[(failure.cause, failure.stage, failure.raises, failure.case)].add(failure.wrapper)
+        texts[(failure.cause, failure.stage)] = failure.text
+        if failure.detail:
+            details[(failure.cause, failure.stage)].add(failure.detail)
+    groups: dict[tuple[str, str, str | None, tuple[str, ...]], set[str]] = defaultdict(set)
+    for (cause, stage, raises, case), wrappers in per_case.items():
+        ordered = tuple(w for w in WRAPPERS if w in wrappers)
+        groups[(cause, stage, raises, ordered)].add(case)
+    version = torch_version.split("+")[0]
+    taken: dict[str, tuple[str, str]] = {}
+    constants = {key: _constant(*key, taken, key) for key in sorted(texts)}
+    lines = [
+        '"""Expected failures of the OpInfo sweep (tests/ops/test_opinfo.py), grouped by cause.',
+        "",
+        "GENERATED by `.nox/shared/bin/python -m tests.ops.probe_opinfo` (tests/ops/probe_opinfo.py), which runs",
+        "every case under every wrapper with these marks removed and names each failure's cause. Do not edit by",
+        "hand: refresh it for a new torch by rerunning the probe.",
+        "",
+        f"Probed on torch {torch_version}; failing cases per wrapper:",
+        *(chunk.rstrip() for chunk in _chunks(", ".join(f"{w} {counts.get(w, 0)}" for w in WRAPPERS) + ".", 110)),
+        '"""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "from typing import NamedTuple",
+        "",
+        f"TORCH_VERSION = {json.dumps(torch_version)}",
+        "",
+        "",
+        "class Finding(NamedTuple):",
+        '    """``cases`` fail under each of ``wrappers`` for ``reason``, raising ``raises`` (dotted type name)."""',
+        "",
+        "    reason: str",
+        "    raises: str | None",
+        "    wrappers: tuple[str, ...]",
+        "    cases: frozenset[str]",
+        "",
+        "",
+    ]
+    for key, name in constants.items():
+        cause, stage = key
+        text = texts[key].replace("{details}", ", ".join(sorted(details[key])))
+        reason = f"torch {version} {STAGE_TEXT.get(stage, stage)}: {text}"
+        lines.append(f"{name} = (")
+        lines += [f"    {json.dumps(chunk)}" for chunk in _chunks(reason, 100)]
+        lines.append(")")
+    lines += ["", "FINDINGS: tuple[Finding, ...] = ("]
+    order = sorted(groups, key=lambda k: (k[0], k[1], k[2] or "", tuple(WRAPPERS.index(w) for w in k[3])))
+    for cause, stage, raises, wrappers in order:
+        cases = sorted(groups[(cause, stage, raises, wrappers)])
+        lines.append("    Finding(")
+        lines.append(f"        {constants[(cause, stage)]},")
+        lines.append(f"        {json.dumps(raises)},".replace("null", "None"))
+        lines.append(f"        ({''.join(json.dumps(w) + ', ' for w in wrappers).rstrip()}),")
+        lines.append("        frozenset({")
+        lines += [f"            {json.dumps(case)}," for case in cases]
+        lines.append("        }),")
+        lines.append("    ),")
+    lines.append(")")
+    return "\n".join(lines) + "\n"
+
+
+def _chunks(text: str, width: int) -> list[str]:
+    """Split ``text`` at spaces into pieces of at most about ``width`` characters (for line length)."""
+    pieces, current = [], ""
+    for word in text.split(" "):
+        if current and len(current) + len(word) + 1 > width:
+            pieces.append(current + " ")
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    return [*pieces, current]
+
+
+def summary(found: list[Failure]) -> str:
+    """cause (stage) -> number of tests -> wrappers, for the report."""
+    table: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for failure in found:
+        table[(failure.cause, failure.stage)][failure.wrapper].add(failure.case)
+    rows = []
+    for (cause, stage), per_wrapper in sorted(table.items()):
+        counts = ", ".join(f"{w} {len(per_wrapper[w])}" for w in WRAPPERS if w in per_wrapper)
+        rows.append(f"{cause} ({stage}): {counts}")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--wrappers", default=",".join(WRAPPERS), help="comma-separated wrappers to probe")
+    parser.add_argument("--raw", type=Path, default=None, help="keep the raw JSON results in this folder")
+    parser.add_argument("--from-raw", type=Path, default=None, help="regroup the raw JSON saved by --raw")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="wrappers probed at once")
+    parser.add_argument("--dry-run", action="store_true", help="print the findings module instead of writing it")
+    options = parser.parse_args(argv)
+    import torch
+
+    raw: dict[str, dict[str, Any]] = {}
+    if options.from_raw is not None:
+        for wrapper in WRAPPERS:
+            path = options.from_raw / f"{wrapper}.json"
+            if path.exists():
+                raw[wrapper] = json.loads(path.read_text())
+    else:
+        raw_dir = options.raw or Path(tempfile.mkdtemp(prefix="opinfo-probe-"))
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        names = options.wrappers.split(",")
+        with ThreadPoolExecutor(max_workers=options.jobs) as pool:
+            raw.update(zip(names, pool.map(lambda name: run_wrapper(name, raw_dir), names), strict=True))
+    found = failures(raw)
+    counts = {w: sum(1 for e in raw.get(w, {}).values() if e["outcome"] != "passed") for w in WRAPPERS}
+    print(summary(found), file=sys.stderr)
+    module = render(found, torch.__version__, counts)
+    if options.dry_run:
+        print(module)
+    else:
+        FINDINGS_FILE.write_text(module)
+        print(f"wrote {FINDINGS_FILE.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
