@@ -133,20 +133,22 @@ class _TestId:
         return f"<Function {self.nodeid.rpartition('::')[2]}>"
 
 
-def split(test_ids: Sequence[str], durations: Mapping[str, float], count: int) -> list[list[str]]:
-    """The test ids of each shard, exactly as a ``--shard i/count`` run assigns them (same algorithm)."""
+def _groups(test_ids: Sequence[str], durations: Mapping[str, float], count: int) -> list[Any]:
+    """pytest-split's ``least_duration`` groups for these test ids (the assignment a ``--shard`` run makes)."""
     from pytest_split.algorithms import Algorithms
 
-    groups = Algorithms[ALGORITHM].value(count, [_TestId(t) for t in test_ids], dict(durations))
-    return [[item.nodeid for item in group.selected] for group in groups]
+    groups: list[Any] = Algorithms[ALGORITHM].value(count, [_TestId(t) for t in test_ids], dict(durations))
+    return groups
+
+
+def split(test_ids: Sequence[str], durations: Mapping[str, float], count: int) -> list[list[str]]:
+    """The test ids of each shard, exactly as a ``--shard i/count`` run assigns them (same algorithm)."""
+    return [[item.nodeid for item in group.selected] for group in _groups(test_ids, durations, count)]
 
 
 def shard_seconds(test_ids: Sequence[str], durations: Mapping[str, float], count: int) -> list[float]:
     """Estimated seconds of each shard (missing tests at the mean, as pytest-split counts them)."""
-    from pytest_split.algorithms import Algorithms
-
-    groups = Algorithms[ALGORITHM].value(count, [_TestId(t) for t in test_ids], dict(durations))
-    return [group.duration for group in groups]
+    return [group.duration for group in _groups(test_ids, durations, count)]
 
 
 def imbalance(seconds: Sequence[float]) -> float:
