@@ -33,6 +33,7 @@ from harness.summary import ProgramTally
 from harness.wrappers import Wrapper
 
 MARKER = "xfail_under"
+SKIP_MARKER = "skip_under"
 REPORT_ATTR = "export_wrapper_programs"
 WORKERINPUT_KEY = "export_wrapper"
 WORKERINPUT_COMPAT_KEY = "export_pytorch_compat"
@@ -59,6 +60,10 @@ COMPAT_HELP = (
 MARKER_HELP = (
     f"{MARKER}(*wrappers, reason, raises=None): strict xfail when the run's export wrapper "
     "is one of *wrappers; reason must say what torch does wrong"
+)
+SKIP_MARKER_HELP = (
+    f"{SKIP_MARKER}(*wrappers, reason): skip when the run's export wrapper is one of *wrappers; "
+    "reason must say why the test tells nothing there (a skip is reported, never silent)"
 )
 
 
@@ -131,6 +136,7 @@ def _selection(config: pytest.Config) -> tuple[Selection | None, bool]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
+    config.addinivalue_line("markers", SKIP_MARKER_HELP)
     selection, compat = _selection(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(selection, compat), "export-harness-xdist")
@@ -171,27 +177,41 @@ class XdistHooks:
         node.workerinput[WORKERINPUT_COMPAT_KEY] = self.compat
 
 
-def expected_failure(item: pytest.Item, wrapper: Wrapper) -> pytest.MarkDecorator | None:
-    """The strict xfail this item gets under ``wrapper``, from our marker or PyTorch's attribute."""
+def _marks_naming(item: pytest.Item, marker: str, wrapper: Wrapper) -> list[pytest.Mark]:
+    """The item's ``marker`` marks that name ``wrapper``; refuses unknown names and a missing reason."""
     known = available_wrappers()
-    for mark in item.iter_markers(MARKER):
+    naming = []
+    for mark in item.iter_markers(marker):
         unknown = [name for name in mark.args if name not in known]
         if unknown or not mark.args:
             raise pytest.UsageError(
-                f"{item.nodeid}: @pytest.mark.{MARKER} names unknown wrapper(s) {unknown or '(none)'}; "
+                f"{item.nodeid}: @pytest.mark.{marker} names unknown wrapper(s) {unknown or '(none)'}; "
                 f"valid names: {', '.join(known)}"
             )
-        reason = mark.kwargs.get("reason")
-        if not reason:
-            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.{MARKER} needs reason=... saying what breaks")
+        if not mark.kwargs.get("reason"):
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.{marker} needs reason=... saying why")
         if wrapper.name in mark.args:
-            return pytest.mark.xfail(
-                reason=f"[{wrapper.name}] {reason}", strict=True, raises=mark.kwargs.get("raises")
-            )
+            naming.append(mark)
+    return naming
+
+
+def expected_failure(item: pytest.Item, wrapper: Wrapper) -> pytest.MarkDecorator | None:
+    """The strict xfail this item gets under ``wrapper``, from our marker or PyTorch's attribute."""
+    for mark in _marks_naming(item, MARKER, wrapper)[:1]:
+        return pytest.mark.xfail(
+            reason=f"[{wrapper.name}] {mark.kwargs['reason']}", strict=True, raises=mark.kwargs.get("raises")
+        )
     attr = wrapper.pytorch_xfail_attr
     function = getattr(item, "obj", None)
     if attr and function is not None and getattr(function, attr, False):
         return pytest.mark.xfail(reason=f"[{wrapper.name}] PyTorch-style {attr} attribute", strict=True)
+    return None
+
+
+def skip(item: pytest.Item, wrapper: Wrapper) -> pytest.MarkDecorator | None:
+    """The skip this item gets under ``wrapper`` from ``skip_under``, with its reason."""
+    for mark in _marks_naming(item, SKIP_MARKER, wrapper)[:1]:
+        return pytest.mark.skip(reason=f"[{wrapper.name}] {mark.kwargs['reason']}")
     return None
 
 
@@ -212,9 +232,10 @@ class WrappedRun:
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
             name = matrix.item_wrapper(item) if len(self.wrappers) > 1 else None
-            mark = expected_failure(item, self.wrappers.get(name or "", self.patch.wrapper))
-            if mark is not None:
-                item.add_marker(mark)
+            wrapper = self.wrappers.get(name or "", self.patch.wrapper)
+            for mark in (skip(item, wrapper), expected_failure(item, wrapper)):
+                if mark is not None:
+                    item.add_marker(mark)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:

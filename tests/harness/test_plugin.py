@@ -228,6 +228,42 @@ def test_marker_with_unknown_wrapper_or_no_reason_is_a_usage_error(tester: pytes
     result.stderr.fnmatch_lines(["*names unknown wrapper(s) [[]'serdes_strcit'[]]*"])
 
 
+SKIP_UNDER_SUITE = """
+    import pytest
+    import torch
+    from torch.export import export
+
+    @pytest.mark.skip_under("retrace_strict", reason="tells nothing under a retrace")
+    def test_skipped_under_retrace():
+        export(torch.nn.ReLU(), (torch.randn(2),))
+
+    def test_runs():
+        export(torch.nn.ReLU(), (torch.randn(2),))
+"""
+
+
+def test_skip_under_skips_only_under_named_wrappers_with_the_reason_shown(tester: pytest.Pytester) -> None:
+    tester.makepyfile(SKIP_UNDER_SUITE)
+    result = run(tester, "--export-wrapper", "retrace_strict,strict", "-rs")
+    result.assert_outcomes(passed=3, skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED * [[]retrace_strict[]] tells nothing under a retrace"])
+
+
+def test_skip_under_without_reason_is_a_usage_error(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.skip_under("strict")
+        def test_no_reason():
+            pass
+        """
+    )
+    result = run(tester, "--export-wrapper", "strict")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*@pytest.mark.skip_under needs reason=...*"])
+
+
 PYTORCH_STYLE_SUITE = """
     import unittest
     import torch

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from harness.plugin import MARKER, REPORT_ATTR
+from harness.plugin import MARKER, REPORT_ATTR, SKIP_MARKER
 from harness.registry import available_wrappers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +67,7 @@ class _Recorder:
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
-            item.own_markers = [mark for mark in item.own_markers if mark.name != MARKER]
+            item.own_markers = [mark for mark in item.own_markers if mark.name not in (MARKER, SKIP_MARKER)]
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:
