@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
+import time
 from pathlib import Path
 
 import nox
@@ -36,6 +38,13 @@ EXPORT_SUITE = ("tests/export", "tests/ops")
 HARNESS_TESTS = "tests/harness"
 DURATIONS_DIR = ROOT / "durations"
 """Per-wrapper test durations for --shard; harness/sharding.py reads the same place (DURATIONS_DIR there)."""
+GOLDEN = ("tests/export", "-m", "golden")
+"""The golden subset of the export suite, whose first programs are stored under artifacts/ (harness/golden.py)."""
+GOLDEN_WRAPPER = "non_strict"
+"""The wrapper golden artifacts are stored and checked under (harness.golden.WRAPPER)."""
+TORCH_VERSIONS = ("2.13.0",)
+"""torch versions `nox -s torch_matrix` crosses; $TORCH_VERSIONS (comma-separated) replaces it, e.g. 2.13.0,2.14.1."""
+TORCH_VERSIONS_ENV = "TORCH_VERSIONS"
 
 
 def shared_python(session: nox.Session) -> str:
@@ -58,13 +67,64 @@ def shared_python(session: nox.Session) -> str:
 
 
 def run_pytest(
-    session: nox.Session, *args: str, wrapper: str | None, success_codes: tuple[int, ...] = (0,)
+    session: nox.Session,
+    *args: str,
+    wrapper: str | None,
+    success_codes: tuple[int, ...] = (0,),
+    python: str | None = None,
 ) -> None:
-    """Run pytest in the shared environment; ``wrapper`` is exported as EXPORT_WRAPPER."""
+    """Run pytest in the shared environment (or ``python``'s); ``wrapper`` is exported as EXPORT_WRAPPER."""
     env = {ENV_VAR: wrapper} if wrapper is not None else {}
     session.run(
-        shared_python(session), "-m", "pytest", *args, env=env, external=True, success_codes=list(success_codes)
+        python or shared_python(session), "-m", "pytest", *args, env=env, external=True,
+        success_codes=list(success_codes),
     )
+
+
+def pinned_torch() -> str:
+    """The torch version requirements/torch.txt pins (the shared environment's)."""
+    for line in (ROOT / "requirements/torch.txt").read_text().splitlines():
+        if line.startswith("torch=="):
+            return line.removeprefix("torch==").strip()
+    raise RuntimeError("requirements/torch.txt pins no torch==VERSION")
+
+
+def torch_python(session: nox.Session, version: str) -> str:
+    """A python with torch ``version``, the test requirements and the harness: the shared env for the pin.
+
+    Other versions get their own venv (.nox/torch-VERSION; standard library venv and pip, like the shared
+    one: uv would fetch CUDA builds from the index instead of the local wheels), with torch pinned exactly
+    and the rest of requirements/torch.txt and requirements/test.txt as pinned; refreshed when those change.
+    """
+    if version == pinned_torch():
+        return shared_python(session)
+    env = ROOT / ".nox" / f"torch-{version}"
+    python, stamp = env / "bin" / "python", env / "requirements.sha256"
+    others = [line for line in (ROOT / "requirements/torch.txt").read_text().splitlines()
+              if line.strip() and not line.startswith(("#", "torch=="))]
+    digest = hashlib.sha256(version.encode())
+    for name in ("requirements/torch.txt", "requirements/test.txt", "pyproject.toml"):
+        digest.update((ROOT / name).read_bytes())
+    if python.exists() and stamp.exists() and stamp.read_text() == digest.hexdigest():
+        return str(python)
+    if not python.exists():
+        session.log(f"creating {env.relative_to(ROOT)} (torch {version}; a CUDA build is several GB)")
+        session.run(sys.executable, "-m", "venv", str(env), external=True)
+    session.run(
+        str(python), "-m", "pip", "install", "--quiet", f"torch=={version}", *others,
+        "-r", str(ROOT / "requirements/test.txt"), "-e", str(ROOT), external=True,
+    )
+    stamp.write_text(digest.hexdigest())
+    return str(python)
+
+
+def torch_versions(session: nox.Session) -> list[str]:
+    """The versions to cross: $TORCH_VERSIONS if set, else :data:`TORCH_VERSIONS`."""
+    raw = os.environ.get(TORCH_VERSIONS_ENV)
+    versions = [v.strip() for v in raw.split(",") if v.strip()] if raw is not None else list(TORCH_VERSIONS)
+    if not versions:
+        session.error(f"{TORCH_VERSIONS_ENV}={raw!r} names no version; give e.g. {TORCH_VERSIONS_ENV}=2.13.0,2.14.1")
+    return list(dict.fromkeys(versions))
 
 
 def _check_environment_agrees(session: nox.Session, wrapper: str) -> None:
@@ -124,6 +184,56 @@ def tests(session: nox.Session) -> None:
     for wrapper in BUILTIN_WRAPPERS:
         session.log(f"quick pass under {wrapper.name}")
         run_pytest(session, *EXPORT_SUITE, "-n", "auto", "-q", "-m", "quick", wrapper=wrapper.name)
+    session.log("golden artifacts against a fresh export")
+    results = str(Path(session.create_tmp()) / "golden.json")  # not results/non_strict.json: keep the quick pass's
+    run_pytest(session, *GOLDEN, "-n", "auto", "-q", "--results", results, wrapper=GOLDEN_WRAPPER)
+
+
+@nox.session
+def artifacts(session: nox.Session) -> None:
+    """Check the golden artifacts under non_strict; `-- --accept` stores them anew (review the sidecar diff)."""
+    _check_environment_agrees(session, GOLDEN_WRAPPER)
+    args = ["--golden-accept" if arg == "--accept" else arg for arg in session.posargs]
+    # A results file of 60 tests must not replace results/non_strict.json, a whole suite's (--results in args wins).
+    results = str(Path(session.create_tmp()) / "golden.json")
+    run_pytest(session, *GOLDEN, "-q", "--results", results, *args, wrapper=GOLDEN_WRAPPER)
+
+
+@nox.session
+def torch_matrix(session: nox.Session) -> None:
+    """Golden artifacts saved under each torch of $TORCH_VERSIONS, checked under each: reports/torch_matrix.json."""
+    _check_environment_agrees(session, GOLDEN_WRAPPER)
+    versions = torch_versions(session)
+    pythons = {version: torch_python(session, version) for version in versions}
+    for version, python in pythons.items():
+        check = f"import sys, torch; sys.exit(torch.__version__.split('+')[0] != {version!r})"
+        session.run(python, "-c", check, external=True, silent=True)
+    tmp = Path(session.create_tmp()).resolve()
+    common = ("-q", "-p", "no:cacheprovider", *session.posargs)
+    cells: list[str] = []
+    for saved in versions:
+        directory = tmp / f"golden-{saved}"
+        shutil.rmtree(directory, ignore_errors=True)
+        start = time.perf_counter()
+        run_pytest(
+            session, *GOLDEN, *common, "--golden-accept", "--golden-dir", str(directory),
+            "--results", str(tmp / f"results-accept-{saved}.json"),
+            wrapper=GOLDEN_WRAPPER, python=pythons[saved], success_codes=(0, 1),
+        )
+        session.log(f"saved under torch {saved} in {time.perf_counter() - start:.1f} s")
+        for loaded in versions:
+            report = tmp / f"golden-{saved}-in-{loaded}.json"
+            start = time.perf_counter()
+            run_pytest(
+                session, *GOLDEN, *common, "--golden-dir", str(directory), "--golden-report", str(report),
+                "--results", str(tmp / f"results-{saved}-in-{loaded}.json"),
+                wrapper=GOLDEN_WRAPPER, python=pythons[loaded], success_codes=(0, 1),
+            )
+            session.log(f"saved under {saved}, checked under {loaded} in {time.perf_counter() - start:.1f} s")
+            cells += ["--cell", saved, loaded, str(report)]
+    out = ROOT / "reports" / "torch_matrix.json"
+    tool = str(ROOT / "tools" / "torch_matrix.py")
+    session.run(shared_python(session), tool, "--out", str(out), *cells, external=True)
 
 
 @nox.session

@@ -9,9 +9,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.wrappers import ExportFn, Wrapper
+from harness.wrappers import ExportFn, Observer, Wrapper, WrapperCall
+
+if TYPE_CHECKING:
+    from torch.export import ExportedProgram
 
 _installed: ExportPatch | None = None
 
@@ -53,10 +56,16 @@ class ExportPatch:
         self.original = original
         self._outcomes: list[str | None] = []
         self._timings: list[tuple[float, float]] = []
-        record, timer = self._outcomes.append, self._timings.append
-        self._choices = {w.name: w.bind(original, record, timer) for w in choices}
-        self.function: ExportFn = self._dispatcher() if choices else wrapper.bind(original, record, timer)
+        self.observer: Observer | None = None
+        """Shown each call's first program while set (the golden-artifact plugin sets it around golden tests)."""
+        record, timer, observe = self._outcomes.append, self._timings.append, self._observe
+        self._choices = {w.name: w.bind(original, record, timer, observe) for w in choices}
+        self.function: ExportFn = self._dispatcher() if choices else wrapper.bind(original, record, timer, observe)
         self.rebound: list[tuple[ModuleType, str]] = []
+
+    def _observe(self, call: WrapperCall, program: ExportedProgram) -> None:
+        if self.observer is not None:
+            self.observer(call, program)
 
     def _dispatcher(self) -> ExportFn:
         """One installed function that calls the current wrapper (matrix mode switches it per test)."""

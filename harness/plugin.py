@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from harness import active_wrapper, matrix, patching, results, sharding
+from harness import active_wrapper, golden, matrix, patching, results, sharding
 from harness.errors import UnknownWrapperError, WrapperPluginError
 from harness.registry import available_wrappers
 from harness.selection import (
@@ -79,6 +79,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--results", dest="export_results", default=None, metavar="PATH", help=RESULTS_HELP)
     group.addoption(COMPAT_OPTION, dest="export_pytorch_compat", action="store_true", default=False, help=COMPAT_HELP)
     sharding.addoption(group)
+    golden.addoption(group)
     parser.addini(INI_KEY, help=HELP, default="")
     parser.addini(COMPAT_INI_KEY, help=COMPAT_HELP, type="bool", default=False)
 
@@ -120,6 +121,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     config.stash[SELECTION_KEY] = selection
     config.stash[COMPAT_KEY] = compat
     name = None if selection is None else matrix.MATRIX_NAME if matrix.is_matrix(selection.name) else selection.name
+    golden.validate(config, name)
     sharding.configure(config, name)  # --shard: pytest-split over durations/<name>.json
     return None
 
@@ -150,6 +152,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(WrappedRun(patch, wrappers), "export-harness-run")
     if in_matrix:
         config.pluginmanager.register(matrix.MatrixRun(patch, wrappers), "export-harness-matrix")
+    elif wrappers[0].name == golden.WRAPPER:
+        config.pluginmanager.register(golden.GoldenRun(config, patch), "export-harness-golden")
     if not hasattr(config, "workerinput"):
         _register_results(config, [w.name for w in wrappers], matrix.MATRIX_NAME if in_matrix else wrappers[0].name)
     if compat:

@@ -32,6 +32,9 @@ Recorder = Callable[[str | None], None]
 Timer = Callable[[tuple[float, float]], None]
 """Told once per transformed program: (seconds of the first export, seconds of the whole wrapper call)."""
 
+Observer = Callable[["WrapperCall", "ExportedProgram"], None]
+"""Told of each call's first program, as torch returned it, before any stage transforms it (golden artifacts)."""
+
 
 @dataclass
 class WrapperCall:
@@ -49,12 +52,17 @@ class WrapperCall:
     options: dict[str, Any] = field(default_factory=dict)
     export_seconds: list[float] = field(default_factory=list)
     """Wall time of each :meth:`export`; shared by the copies ``dataclasses.replace`` makes."""
+    observer: Observer | None = None
+    """Shown the program of the first :meth:`export` (see :data:`Observer`)."""
 
     def export(self, **overrides: Any) -> ExportedProgram:
         """Run the original export with the caller's arguments; errors pass through unchanged."""
+        first = not self.export_seconds
         start = time.perf_counter()
         program = self.original_export(self.mod, self.args, self.kwargs, **{**self.options, **overrides})
         self.export_seconds.append(time.perf_counter() - start)
+        if first and self.observer is not None:
+            self.observer(self, program)
         return program
 
     @contextmanager
@@ -90,8 +98,14 @@ class Wrapper:
     pytorch_xfail_attr: str | None = None
     pytorch_suffix: str | None = None
 
-    def bind(self, original_export: ExportFn, record: Recorder, timer: Timer | None = None) -> ExportFn:
-        """Make the drop-in for ``torch.export.export`` that the patch installs (``timer``: see :data:`Timer`)."""
+    def bind(
+        self,
+        original_export: ExportFn,
+        record: Recorder,
+        timer: Timer | None = None,
+        observer: Observer | None = None,
+    ) -> ExportFn:
+        """Make the drop-in for ``torch.export.export`` that the patch installs (:data:`Timer`, :data:`Observer`)."""
         wrapper = self
 
         def export(
@@ -100,7 +114,7 @@ class Wrapper:
             kwargs: Mapping[str, Any] | None = None,
             **options: Any,
         ) -> ExportedProgram:
-            call = WrapperCall(wrapper.name, original_export, mod, args, kwargs, options)
+            call = WrapperCall(wrapper.name, original_export, mod, args, kwargs, options, observer=observer)
             start = time.perf_counter()
             try:
                 program = wrapper.transform(call)

@@ -166,6 +166,7 @@ def test_unary_op(name: str) -> None:
     _check_fn(UNARY_OPS[name], (randn(4, 5),), fresh=[(randn(4, 5) * 3,)])
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_unary_op_chain_keeps_its_ops() -> None:
     """exp, tanh and neg survive as themselves under every wrapper (none of them decomposes)."""
@@ -297,6 +298,7 @@ def test_indexing(name: str) -> None:
     _check_fn(INDEXING[name], (randn(3, 4, 5),), fresh=[(randn(3, 4, 5),)])
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_advanced_indexing_with_index_tensors() -> None:
     """x[rows, cols] with two index tensor inputs gathers pairs; the op is aten.index."""
@@ -448,6 +450,7 @@ def test_view_op(name: str) -> None:
     _check_fn(VIEWS[name], (randn(2, 3, 4),), fresh=[(randn(2, 3, 4),)])
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_inplace_ops_on_an_intermediate() -> None:
     """In-place ops on a temporary are functionalized: no input mutation, no in-place op left."""
@@ -642,6 +645,7 @@ def test_complex_from_real_parts() -> None:
     )
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_casts_with_dynamic_batch() -> None:
     """A float16 input with a dynamic batch, cast up, reduced, cast down."""

@@ -177,6 +177,7 @@ def _check_autograd(mod: torch.nn.Module, x: torch.Tensor, **export_options: Any
 # --- autograd.Function ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_autograd_function_values() -> None:
     ep = check_export(Unary(lambda x: Square.apply(x) + 1), (randn(4),), fresh=[(randn(4),)])
@@ -236,6 +237,7 @@ def _no_grad_linear(m: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return frozen, m.lin(x) + frozen
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_no_grad_region_values() -> None:
     ep = check_export(WithLinear(_no_grad_linear), (randn(2, 3),), fresh=[(randn(2, 3),)])
@@ -388,6 +390,7 @@ def test_dynamic_requires_grad_input() -> None:
 # --- detach ----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_detach_appears_in_graph() -> None:
     ep = check_export(Unary(lambda x: x.detach() * 2 + x), (randn(3, requires_grad=True),), fresh=[(randn(3),)])

@@ -105,6 +105,7 @@ class SumSign(torch.nn.Module):
         return torch.cond(x.sum() > 0, lambda t: t.sin(), lambda t: t.cos(), (x,))
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_cond_tensor_predicate_takes_both_branches() -> None:
     ep = check_export(SumSign(), (_positive(3, 4),), fresh=[(_negative(3, 4),), (_positive(3, 4),)])
@@ -326,6 +327,7 @@ class NestedCond(torch.nn.Module):
         return torch.cond(x.sum() > 0, inner_true, inner_false, (x,))
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_cond_nested_in_both_branches_all_four_paths() -> None:
     paths = [
@@ -386,6 +388,7 @@ class BranchLinears(torch.nn.Module):
         return torch.cond(x.sum() > 0, lambda t: self.up(t), lambda t: self.down(t).tanh(), (x,))
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_cond_branches_use_different_submodule_parameters() -> None:
     ep = check_export(BranchLinears(), (_positive(2, 4),), fresh=[(_negative(2, 4),)])
@@ -464,6 +467,7 @@ class ShapePredicate(torch.nn.Module):
         return torch.cond(x.shape[0] > 4, lambda t: t.sum(0, keepdim=True) * t, lambda t: t.flip(0) + 1, (x,))
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_cond_dynamic_shape_predicate_both_branches() -> None:
     """``x.shape[0] > 4`` on a dynamic dim stays a cond; sizes on both sides of 4 take their branch."""
@@ -572,6 +576,7 @@ def test_cond_dynamic_shape_predicate_nested() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_map_over_leading_dim() -> None:
     def fn(xs: torch.Tensor) -> torch.Tensor:
@@ -675,6 +680,7 @@ class Doubling(torch.nn.Module):
         return while_loop(lambda i, x: i < n, lambda i, x: (i + 1, x * 2), (i, x))
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_while_loop_trip_count_from_input() -> None:
     x = randn(3)
@@ -797,6 +803,7 @@ class CumSum(torch.nn.Module):
         return scan(_add_combine, torch.zeros_like(xs[0]), xs)
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_scan_cumulative_sum_matches_cumsum() -> None:
     xs = randn(5, 3)

@@ -293,6 +293,7 @@ def _assert_mutation(ep: torch.export.ExportedProgram, op: str, mutations: list[
 # --- scalar, optional, str, dtype and list arguments ---------------------------------------------------------------
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_op_with_float_arg_appears_in_graph() -> None:
     ep = check_export(Call2(lambda x, y: scale_add(x, y, 0.25)), (randn(4), randn(4)), fresh=[(randn(4), randn(4))])
@@ -358,6 +359,7 @@ def test_op_defined_with_library_define() -> None:
 # --- several outputs ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_op_with_two_outputs() -> None:
     def fn(x: torch.Tensor) -> torch.Tensor:
@@ -368,6 +370,7 @@ def test_op_with_two_outputs() -> None:
     assert _target("moments") in op_targets(ep)
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_op_returning_list_of_tensors() -> None:
     ep = check_export(Call(lambda x: split_rows(x, 3)), (randn(2, 6),), fresh=[(randn(2, 6),)])
@@ -405,6 +408,7 @@ def test_op_returning_int() -> None:
 # --- inside modules with parameters -----------------------------------------------------------------------------
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_op_in_module_with_parameters() -> None:
     ep = check_export(CustomLinear(4, 3), (randn(2, 4),), fresh=[(randn(2, 4),)])
@@ -441,6 +445,7 @@ def test_op_with_autograd_formula_and_grad_requiring_input() -> None:
 # --- mutable ops -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_mutable_op_on_buffer() -> None:
     ep = check_export(Accumulator(), (randn(3),), fresh=[(randn(3),)])
@@ -486,6 +491,7 @@ def test_mutable_op_called_twice_reads_its_own_update() -> None:
 # --- dynamic shapes ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_dynamic_batch_through_op_in_module() -> None:
     batch = Dim("batch", min=1, max=128)

@@ -215,6 +215,7 @@ def test_default_table_output_is_all_core_aten() -> None:
     _matches_eager(decomposed, model, [(randn(2, 4),)], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_empty_table_functionalizes_buffer_mutation() -> None:
     model = _Counter()

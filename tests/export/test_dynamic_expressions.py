@@ -170,6 +170,7 @@ def _double_export() -> ExportedProgram:
     )
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_dynamic_derived_double() -> None:
     ep = _double_export()
@@ -371,6 +372,7 @@ def test_dynamic_view_needs_even_size_raises() -> None:
 # expressions in output shapes
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_dynamic_cat_output_is_sum_of_dims() -> None:
     ep = check_export(

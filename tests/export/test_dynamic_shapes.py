@@ -156,6 +156,7 @@ class Capped(torch.nn.Module):
 # Dim with and without bounds
 
 
+@pytest.mark.golden
 @pytest.mark.parametrize(
     ("dim_kwargs", "expected", "sizes"),
     [
@@ -345,6 +346,7 @@ def test_dynamic_per_dim_tuple_form() -> None:
 # one Dim shared by several inputs
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_dynamic_shared_dim_two_inputs() -> None:
     batch = Dim("batch", max=32)
@@ -655,6 +657,7 @@ class BoundedCount(torch.nn.Module):
         return x.new_ones(k).cumsum(0) * x.sum()
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 @pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_ITEM_SIZE_GUARDED, raises=AssertionError)
 def test_dynamic_check_bounds_unbacked_item() -> None:

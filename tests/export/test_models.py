@@ -91,6 +91,7 @@ MLP_CASES = [
 ]
 
 
+@pytest.mark.golden
 @pytest.mark.parametrize(("sizes", "activation"), MLP_CASES)
 def test_mlp(sizes: tuple[int, ...], activation: Callable[[], torch.nn.Module]) -> None:
     model = _mlp(sizes, activation)
@@ -99,6 +100,7 @@ def test_mlp(sizes: tuple[int, ...], activation: Callable[[], torch.nn.Module]) 
     assert "aten.linear.default" in op_targets(ep)
 
 
+@pytest.mark.golden
 @pytest.mark.parametrize(("sizes", "activation"), MLP_CASES[:2])
 def test_mlp_dynamic_batch(sizes: tuple[int, ...], activation: Callable[[], torch.nn.Module]) -> None:
     model = _mlp(sizes, activation)
@@ -149,6 +151,7 @@ def _cnn_inputs(n: int) -> tuple[torch.Tensor]:
     return (randn(n, 3, 8, 8),)
 
 
+@pytest.mark.golden
 @pytest.mark.parametrize(
     "mode",
     [
@@ -239,6 +242,7 @@ def test_rnn_two_layers_bidirectional(rnn: type[torch.nn.Module], batch_first: b
     check_export(model, (_seq(2, 5, 3, batch_first),), fresh=[(_seq(2, 5, 3, batch_first),)], **TOL)
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_lstm_with_initial_state() -> None:
     model = torch.nn.LSTM(4, 3, batch_first=True)
@@ -322,6 +326,7 @@ def test_multihead_attention_cross_with_masks() -> None:
     check_export(Cross().eval(), args, fresh=[(randn(2, 4, 8), randn(2, 4, 6), randn(2, 4, 5), pad)], **TOL)
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_multihead_attention_dynamic_batch_and_seq() -> None:
     model = _SelfAttention(batch_first=True, need_weights=True).eval()
@@ -396,6 +401,7 @@ def _tokens(batch: int, steps: int) -> torch.Tensor:
     return torch.randint(0, 20, (batch, steps))
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 @pytest.mark.parametrize("padding_idx", [None, 0], ids=["plain", "padding_idx"])
 def test_embedding_layer_norm(padding_idx: int | None) -> None:

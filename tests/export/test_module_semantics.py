@@ -307,6 +307,7 @@ def test_dynamic_batch_mismatch_between_inputs_raises() -> None:
 # --- what the program records --------------------------------------------------------------------------------
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 @pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_POSITIONAL_PLACEHOLDERS, raises=AssertionError)
 def test_graph_signature_user_inputs_and_outputs() -> None:

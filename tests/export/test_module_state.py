@@ -95,6 +95,7 @@ class _TwoLinear(nn.Module):
         return self.second(self.first(x).relu())
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_linear_parameters_are_lifted_in_named_parameters_order() -> None:
     ep = check_export(_TwoLinear(), (randn(2, 4),), fresh=[(randn(2, 4),)])
@@ -194,6 +195,7 @@ class _Buffers(nn.Module):
         return (self.lin(x) + self.kept) * self.scratch
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_persistent_and_non_persistent_buffer_kinds_and_flags() -> None:
     ep = check_export(_Buffers(), (randn(2, 3),), fresh=[(randn(2, 3),)])
@@ -298,6 +300,7 @@ def test_boolean_mask_buffer() -> None:
 # ---------------------------------------------------------------------------------------------- constants
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_plain_tensor_attribute_is_a_constant_tensor() -> None:
     class Offset(nn.Module):
@@ -404,6 +407,7 @@ class _TiedLM(nn.Module):
         return self.head(self.emb(tokens))
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 @pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_TIED_TARGET_REPEATED, raises=AssertionError)
 def test_tied_weights_are_lifted_as_one_tensor() -> None:
@@ -618,6 +622,7 @@ def test_batchnorm_train_updates_running_stats_like_eager() -> None:
     assert {k for k, _ in _functional_mutations(ep)} == {"BUFFER_MUTATION"}
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_batchnorm_train_running_stats_after_calls() -> None:
     mod = _Norm().train()
@@ -685,6 +690,7 @@ class _Drop(nn.Module):
         return self.drop(self.lin(x))
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_dropout_in_eval_is_identity() -> None:
     """Eval dropout is either traced away or kept as dropout(..., train=False)."""

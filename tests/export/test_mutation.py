@@ -94,6 +94,7 @@ class _Counter(nn.Module):
         return x * self.count
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_counter_buffer_add_() -> None:
     ep = check_export(_Counter(), (randn(3),), fresh=[(randn(3),), (randn(3),)])
@@ -136,6 +137,7 @@ def test_copy_into_buffer() -> None:
     assert _functional_mutations(ep) == [("BUFFER_MUTATION", "last")]
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_index_put_into_buffer() -> None:
     class Scatter(nn.Module):
@@ -294,6 +296,7 @@ def test_buffer_reassignment_in_forward() -> None:
 # ------------------------------------------------------------------------------------ user-input mutation
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_input_add_() -> None:
     class Bump(nn.Module):
@@ -505,6 +508,7 @@ def test_returning_the_input_returns_the_same_tensor() -> None:
     assert ep.module()(x) is x
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_returning_views_of_the_input() -> None:
     class Views(nn.Module):
@@ -594,6 +598,7 @@ def test_returning_a_view_of_a_mutated_input_keeps_aliasing() -> None:
 # ----------------------------------------------------------------------------------------- dynamic shapes
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_dynamic_batch_with_counter_buffer() -> None:
     batch = Dim("batch", min=2, max=32)

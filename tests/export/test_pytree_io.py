@@ -166,6 +166,7 @@ def _spec_of(args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> pyt
 # --- tuples and lists -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_tuple_input_and_tuple_output() -> None:
     mod = module_of(lambda pair: (pair[0] + pair[1], pair[0] * pair[1]))
@@ -221,6 +222,7 @@ def test_dynamic_list_of_tensors_shares_one_dim() -> None:
 # --- dicts --------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_dict_input_and_dict_output() -> None:
     mod = module_of(lambda d: {"sum": d["a"] + d["b"], "prod": d["a"] * d["b"]})
@@ -433,6 +435,7 @@ def test_optional_tensor_input(bias: str) -> None:
     check_export(mod, (randn(3), arg), fresh=[(randn(3), fresh_arg)])
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_int_input_and_int_output() -> None:
     mod = module_of(lambda x, n: (x * n, n + 1, n * 2))
@@ -500,6 +503,7 @@ class Scaler(torch.nn.Module):
         return y if bias is None else y + bias
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_kwargs_only_tensor_inputs() -> None:
     mod = module_of(lambda *, a, b: {"diff": a - b, "both": (a, b)})

@@ -70,6 +70,7 @@ def _unflatten(ep: torch.export.ExportedProgram) -> UnflattenedModule:
     return unflatten(ep)
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_unflatten_rebuilds_submodule_hierarchy() -> None:
     model = _Top()
@@ -84,6 +85,7 @@ def test_unflatten_rebuilds_submodule_hierarchy() -> None:
     assert {"", "sub", "sub.lin", "out"} <= names
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 def test_unflatten_call_matches_eager() -> None:
     model = _Top()
@@ -101,6 +103,7 @@ def test_unflatten_state_dict_matches_original() -> None:
     assert_same(dict(unflat.state_dict()), dict(model.state_dict()))
 
 
+@pytest.mark.golden
 @pytest.mark.quick
 @pytest.mark.xfail_under(*RETRACE, reason=RETRACE_LOSES_SIGNATURE, raises=AssertionError)
 def test_preserved_submodule_has_call_signature_entry() -> None:
