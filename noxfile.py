@@ -36,6 +36,9 @@ REQUIREMENTS = (
 EXPORT_SUITE = ("tests/export", "tests/ops")
 """The suite a wrapper session runs: the hand-written feature tests and the OpInfo sweep."""
 HARNESS_TESTS = "tests/harness"
+XDIST = ("-n", "auto", "--dist", "worksteal")
+"""How the export suite is spread over cores: worksteal was as fast as or faster than load, loadscope and
+loadfile on the full suite under two wrappers (README, "pytest-xdist's distribution mode")."""
 DURATIONS_DIR = ROOT / "durations"
 """Per-wrapper test durations for --shard; harness/sharding.py reads the same place (DURATIONS_DIR there)."""
 GOLDEN = ("tests/export", "-m", "golden")
@@ -140,7 +143,7 @@ def _check_environment_agrees(session: nox.Session, wrapper: str) -> None:
 def _make_wrapper_session(wrapper: Wrapper) -> None:
     def session_func(session: nox.Session) -> None:
         _check_environment_agrees(session, wrapper.name)
-        run_pytest(session, *EXPORT_SUITE, "-n", "auto", *session.posargs, wrapper=wrapper.name)
+        run_pytest(session, *EXPORT_SUITE, *XDIST, *session.posargs, wrapper=wrapper.name)
 
     session_func.__doc__ = f"Export suite under {wrapper.name}: {wrapper.description}."
     session_func.__name__ = wrapper.name
@@ -156,7 +159,7 @@ def export(session: nox.Session) -> None:
     """Export suite under the wrapper named by $EXPORT_WRAPPER (pytest rejects unknown names)."""
     if ENV_VAR not in os.environ:
         session.error(f"set {ENV_VAR} to a wrapper name, or run `nox -s <wrapper>`")
-    run_pytest(session, *EXPORT_SUITE, "-n", "auto", *session.posargs, wrapper=os.environ[ENV_VAR])
+    run_pytest(session, *EXPORT_SUITE, *XDIST, *session.posargs, wrapper=os.environ[ENV_VAR])
 
 
 @nox.session
@@ -171,7 +174,7 @@ def durations(session: nox.Session) -> None:
         session.log(f"timing the export suite under {name} into {path.relative_to(ROOT)}")
         # --clean-durations drops tests that no longer exist; a failing test's time is still its time.
         run_pytest(
-            session, *EXPORT_SUITE, "-n", "auto", "-q", "-p", "no:cacheprovider", "--store-durations",
+            session, *EXPORT_SUITE, *XDIST, "-q", "-p", "no:cacheprovider", "--store-durations",
             "--clean-durations", f"--durations-path={path}", wrapper=name, success_codes=(0, 1),
         )
 
@@ -183,7 +186,7 @@ def tests(session: nox.Session) -> None:
     run_pytest(session, HARNESS_TESTS, "-n", "auto", *session.posargs, wrapper=None)
     for wrapper in BUILTIN_WRAPPERS:
         session.log(f"quick pass under {wrapper.name}")
-        run_pytest(session, *EXPORT_SUITE, "-n", "auto", "-q", "-m", "quick", wrapper=wrapper.name)
+        run_pytest(session, *EXPORT_SUITE, *XDIST, "-q", "-m", "quick", wrapper=wrapper.name)
     session.log("golden artifacts against a fresh export")
     results = str(Path(session.create_tmp()) / "golden.json")  # not results/non_strict.json: keep the quick pass's
     run_pytest(session, *GOLDEN, "-n", "auto", "-q", "--results", results, wrapper=GOLDEN_WRAPPER)
@@ -247,7 +250,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def matrix(session: nox.Session) -> None:
     """Export suite under every wrapper in one pytest run (matrix mode); writes results/matrix.json."""
-    run_pytest(session, *EXPORT_SUITE, "--export-wrapper", "all", "-n", "auto", *session.posargs, wrapper=None)
+    run_pytest(session, *EXPORT_SUITE, "--export-wrapper", "all", *XDIST, *session.posargs, wrapper=None)
 
 
 @nox.session
