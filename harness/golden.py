@@ -25,6 +25,8 @@ WRAPPER = "non_strict"
 """The wrapper golden artifacts are taken and checked under."""
 DEFAULT_DIR = "artifacts"
 """Where artifacts live, relative to the rootdir, unless ``--golden-dir`` says otherwise."""
+PLUGIN_NAME = "export-harness-golden"
+"""The name :class:`GoldenRun` is registered under: ``-p no:export-harness-golden`` runs golden tests unchecked."""
 PROPERTY = "golden"
 """The ``user_properties`` key of each golden test's verdict; xdist carries it to the controller."""
 

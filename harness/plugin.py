@@ -153,7 +153,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if in_matrix:
         config.pluginmanager.register(matrix.MatrixRun(patch, wrappers), "export-harness-matrix")
     elif wrappers[0].name == golden.WRAPPER:
-        config.pluginmanager.register(golden.GoldenRun(config, patch), "export-harness-golden")
+        config.pluginmanager.register(golden.GoldenRun(config, patch), golden.PLUGIN_NAME)
     if not hasattr(config, "workerinput"):
         _register_results(config, [w.name for w in wrappers], matrix.MATRIX_NAME if in_matrix else wrappers[0].name)
     if compat:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import golden
 from harness.artifacts import artifact_stem
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -127,6 +128,14 @@ def test_missing_artifact_fails_the_test_and_says_how_to_create_it(tester: pytes
     result = run(tester, "--export-wrapper", "non_strict")
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["*no golden artifact for*test_double*does not exist*nox -s artifacts -- --accept*"])
+
+
+def test_blocking_the_golden_plugin_runs_golden_tests_unchecked(tester: pytest.Pytester) -> None:
+    # No artifacts exist, so a check would fail both golden tests (the test above); blocked, none is made.
+    result = run(tester, "--export-wrapper", "non_strict", "-p", f"no:{golden.PLUGIN_NAME}")
+    result.assert_outcomes(passed=3)
+    result.stdout.no_fnmatch_line("*golden artifact*")
+    result.stdout.fnmatch_lines(["export wrapper non_strict: 3 programs exported, 0 failed"])
 
 
 def flip_byte(path: Path, offset: int) -> None:

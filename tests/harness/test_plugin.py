@@ -166,11 +166,27 @@ def test_patch_is_undone_after_the_session(tester: pytest.Pytester) -> None:
         assert torch.export.export is original, "attribute still patched"
         assert early_helper.early_export is original, "early import still patched"
         assert test_uses_export.export is original, "test module still patched"
-        # A configure that fails must leave nothing behind either.
+        # A configure that fails must leave nothing behind either: refused before the patch...
         code = pytest.main([*args, "--export-wrapper", "nope"])
         assert code == pytest.ExitCode.USAGE_ERROR, code
         assert torch.export.export is original
+        # ...or failing in a later plugin, after the patch is in.
+        code = pytest.main([*args, "--export-wrapper", "retrace_strict", "-p", "late_failure"])
+        assert code == pytest.ExitCode.USAGE_ERROR, code
+        assert torch.export.export is original, "attribute still patched after a failed configure"
+        assert early_helper.early_export is original, "early import still patched after a failed configure"
         print("RESTORED")
+        """
+    )
+    tester.makepyfile(
+        late_failure="""
+        import pytest
+        import torch.export
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_configure(config):
+            assert hasattr(torch.export.export, "__export_wrapper__"), "the patch should be in by now"
+            raise pytest.UsageError("a later plugin's configure failed")
         """
     )
     result = tester.run(sys.executable, str(driver))
