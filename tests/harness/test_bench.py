@@ -55,7 +55,7 @@ def test_table_says_whether_the_goal_is_met() -> None:
         **bench.summarise(runs(SECONDS)),
         "overhead_goal": bench.GOAL,
         "startup": [3.0, 4.0, 5.0],
-        "wrapper_costs": {"serdes_strict": {"programs": 7, "median": 1.5, "p90": 2.25}},
+        "wrapper_costs": {"serdes_strict": {"programs": 7, "median": 1.5, "p90": 2.25, "after_ms": 12.345}},
     }
     text = "\n".join(bench.table(document))
     assert "| harness overhead (non_strict / no wrapper), wall | **1.000** (within the goal 1.03); " in text
@@ -63,7 +63,7 @@ def test_table_says_whether_the_goal_is_met() -> None:
     assert f"| median wall (cpu), {GOLDEN} | 14.0 s (28.0 s) |" in text
     assert "| golden checks on top of non_strict | +3.0 s |" in text
     assert "| start-up, `nox -s non_strict` to first test | median 4.0 s |" in text
-    assert "| `serdes_strict` | 7 | 1.50 | 2.25 |" in text
+    assert "| `serdes_strict` | 7 | 1.50 | 2.25 | 12.35 ms |" in text
     document["overhead"] = 1.031
     assert "**1.031** (over the goal 1.03)" in "\n".join(bench.table(document))
 
@@ -82,6 +82,7 @@ def test_wrapper_costs_from_a_results_document() -> None:
     assert costs["cpp_serdes"]["programs"] == 3  # the zero-second first export is left out
     assert costs["cpp_serdes"]["median"] == 2.0
     assert costs["cpp_serdes"]["p90"] == pytest.approx(2.8)
+    assert costs["cpp_serdes"]["after_ms"] == 1000.0  # of 1000, 2000 and 0 ms
 
 
 def test_every_configuration_takes_every_place_in_the_run_order() -> None:
