@@ -188,8 +188,13 @@ def configure(config: pytest.Config, wrapper: str | None) -> None:
         if shard is not None and (config.option.splits is not None or config.option.group is not None):
             raise ShardError(f"{shard.source} and pytest-split's --splits/--group both ask for a shard; use one")
         path = Path(config.option.durations_path)
-        if wrapper is not None and path == config.invocation_params.dir / ".test_durations":
-            path = durations_file(config.rootpath, wrapper)  # only when --durations-path was not given
+        named = path != config.invocation_params.dir / ".test_durations"  # --durations-path was given
+        if wrapper is not None and not named:
+            path = durations_file(config.rootpath, wrapper)
+        if shard is not None and named and not config.option.store_durations and not path.exists():
+            # The default file may be missing (a wrapper not timed yet: tests count equal); one the
+            # user named must exist, or a typo would silently give an unbalanced split.
+            raise ShardError(f"--durations-path {path} does not exist; {shard.source} needs it to balance the shards")
         durations = load_durations(path) if shard is not None or config.option.store_durations else {}
     except ShardError as exc:
         raise pytest.UsageError(str(exc)) from exc

@@ -201,3 +201,12 @@ def test_missing_durations_file_is_not_an_error(tester: pytest.Pytester) -> None
         ["export shard: 2/2 (command-line option --shard), least_duration over durations/strict.json: no stored*"]
     )
     result.assert_outcomes(passed=1)
+
+
+def test_a_named_durations_file_that_is_missing_is_a_usage_error(tester: pytest.Pytester) -> None:
+    """Unlike the default file, a --durations-path the user typed must exist: a typo would unbalance the shards."""
+    tester.makepyfile("def test_never_runs():\n    raise SystemExit('a test ran')\n")
+    result = run(tester, "--export-wrapper", "strict", "--shard", "1/2", "--durations-path", "typo.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --durations-path *typo.json does not exist; command-line option --shard needs*"])
+    result.stdout.no_fnmatch_line("*a test ran*")
