@@ -208,5 +208,7 @@ def test_a_named_durations_file_that_is_missing_is_a_usage_error(tester: pytest.
     tester.makepyfile("def test_never_runs():\n    raise SystemExit('a test ran')\n")
     result = run(tester, "--export-wrapper", "strict", "--shard", "1/2", "--durations-path", "typo.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --durations-path *typo.json does not exist; command-line option --shard needs*"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: --durations-path *typo.json does not exist; command-line option --shard needs*"]
+    )
     result.stdout.no_fnmatch_line("*a test ran*")
