@@ -95,6 +95,13 @@ def run_pytest(python: str, args: Sequence[str], wrapper: str | None) -> tuple[f
     return wall, cpu, done.returncode
 
 
+def run_config(python: str, selection: Sequence[str], config: str, scratch: Path) -> tuple[float, float, int]:
+    """One run of ``selection`` in the configuration ``config`` (see :data:`CONFIGS`); results go to ``scratch``."""
+    extra, wrapper = CONFIGS[config]
+    results = ["--results", str(scratch / "run.json")] if wrapper else []
+    return run_pytest(python, [*selection, *extra, *results], wrapper)
+
+
 def quantile(values: Sequence[float], q: float) -> float:
     """The q-quantile by linear interpolation (statistics' 'inclusive' method)."""
     if len(values) == 1:
@@ -194,14 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     startups: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         scratch = Path(tmp)
-        seconds, _, code = run_pytest(args.python, [*selection, *NO_GOLDEN, "--results", str(scratch / "run.json")],
-                                      "non_strict")
-        print(f"warm-up, not counted: {seconds:.1f} s (exit {code})", flush=True)
+        seconds, _, code = run_config(args.python, selection, WRAPPED, scratch)
+        print(f"warm-up ({WRAPPED}), not counted: {seconds:.1f} s (exit {code})", flush=True)
         for repeat in range(args.repeat):
             for config in run_order(repeat):
-                extra, wrapper = CONFIGS[config]
-                results = ["--results", str(scratch / "run.json")] if wrapper else []
-                seconds, cpu, code = run_pytest(args.python, [*selection, *extra, *results], wrapper)
+                seconds, cpu, code = run_config(args.python, selection, config, scratch)
                 print(f"[{repeat + 1}/{args.repeat}] {config}: {seconds:.1f} s, cpu {cpu:.1f} s (exit {code})",
                       flush=True)
                 runs.append(Run(config, repeat, seconds, cpu, code))
