@@ -113,19 +113,21 @@ def wrapper_costs(results: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Per wrapper, from a results document: programs timed; whole call / first export, median and p90;
     and the median milliseconds the wrapper spends after its first export (its own stages, and under a
     plain wrapper only the harness's bookkeeping around the call)."""
-    ratios: dict[str, list[float]] = {w: [] for w in results["wrappers"]}
-    after: dict[str, list[float]] = {w: [] for w in results["wrappers"]}
+    timings: dict[str, list[tuple[float, float]]] = {w: [] for w in results["wrappers"]}
     for record in results["tests"]:
-        for first, whole in record.get("timings", []):
-            if first > 0:
-                ratios.setdefault(record["wrapper"], []).append(whole / first)
-                after.setdefault(record["wrapper"], []).append((whole - first) * 1000)
-    return {
-        w: {"programs": len(r), "median": statistics.median(r), "p90": quantile(r, 0.9),
-            "after_ms": statistics.median(after[w])}
-        for w, r in ratios.items()
-        if r
-    }
+        timings.setdefault(record["wrapper"], []).extend(
+            (first, whole) for first, whole in record.get("timings", []) if first > 0
+        )
+    costs = {}
+    for w, pairs in timings.items():
+        if not pairs:
+            continue
+        ratios = [whole / first for first, whole in pairs]
+        costs[w] = {
+            "programs": len(pairs), "median": statistics.median(ratios), "p90": quantile(ratios, 0.9),
+            "after_ms": statistics.median((whole - first) * 1000 for first, whole in pairs),
+        }
+    return costs
 
 
 def startup(python: str, selection_dir: Path) -> tuple[float, int]:
