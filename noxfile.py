@@ -19,6 +19,8 @@ import nox
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
+from harness.golden import MARKER as GOLDEN_MARKER  # noqa: E402  (needs ROOT on sys.path; no pytest, no torch)
+from harness.golden import WRAPPER as GOLDEN_WRAPPER  # noqa: E402
 from harness.selection import ENV_VAR  # noqa: E402  (needs ROOT on sys.path)
 from harness.wrappers import BUILTIN_WRAPPERS, Wrapper  # noqa: E402
 
@@ -41,10 +43,9 @@ XDIST = ("-n", "auto", "--dist", "worksteal")
 loadfile on the full suite under two wrappers (README, "pytest-xdist's distribution mode")."""
 DURATIONS_DIR = ROOT / "durations"
 """Per-wrapper test durations for --shard; harness/sharding.py reads the same place (DURATIONS_DIR there)."""
-GOLDEN = ("tests/export", "-m", "golden")
-"""The golden subset of the export suite, whose first programs are stored under artifacts/ (harness/golden.py)."""
-GOLDEN_WRAPPER = "non_strict"
-"""The wrapper golden artifacts are stored and checked under (harness.golden.WRAPPER)."""
+GOLDEN = ("tests/export", "-m", GOLDEN_MARKER)
+"""The golden subset of the export suite, whose first programs are stored under artifacts/ and checked under
+GOLDEN_WRAPPER (harness/golden/)."""
 TORCH_VERSIONS = ("2.13.0",)
 """torch versions `nox -s torch_matrix` crosses; $TORCH_VERSIONS (comma-separated) replaces it, e.g. 2.13.0,2.14.1."""
 TORCH_VERSIONS_ENV = "TORCH_VERSIONS"
@@ -235,8 +236,7 @@ def torch_matrix(session: nox.Session) -> None:
             session.log(f"saved under {saved}, checked under {loaded} in {time.perf_counter() - start:.1f} s")
             cells += ["--cell", saved, loaded, str(report)]
     out = ROOT / "reports" / "torch_matrix.json"
-    tool = str(ROOT / "tools" / "torch_matrix.py")
-    session.run(shared_python(session), tool, "--out", str(out), *cells, external=True)
+    session.run(shared_python(session), "-m", "harness.golden.matrix", "--out", str(out), *cells, external=True)
 
 
 @nox.session

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness import golden
-from harness.artifacts import artifact_stem
+from harness.golden.artifacts import artifact_stem
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

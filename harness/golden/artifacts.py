@@ -2,7 +2,7 @@
 
 Why: the serialized format is a promise across torch versions. A program saved by one torch must load
 under the next and compute the same outputs; a changed graph is worth a look even when it does. This
-module knows torch (imported lazily) and nothing of pytest; ``harness/golden.py`` drives it from hooks.
+module knows torch (imported lazily) and nothing of pytest; :mod:`harness.golden.plugin` drives it from hooks.
 
 Per test, three files side by side (``<stem>`` from :func:`artifact_stem`):
 
@@ -32,17 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.golden import ACCEPT_HINT, ASPECTS
+
 if TYPE_CHECKING:
     from torch.export import ExportedProgram
 
 FORMAT = 1
 """Version of the sidecar layout; a sidecar of another version is refused, not guessed at."""
-
-ASPECTS = ("load", "outputs", "graph", "signature")
-"""What a check judges, in the order a failure message lists them."""
-
-ACCEPT_HINT = "nox -s artifacts -- --accept"
-"""How to (re)create the stored artifacts; quoted by every message about a missing or stale one."""
 
 _MAX_STEM = 120
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")

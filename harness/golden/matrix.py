@@ -1,12 +1,12 @@
 """The torch-version compatibility table: golden artifacts saved under torch A, checked under torch B.
 
-    python tools/torch_matrix.py --out reports/torch_matrix.json --cell 2.13.0 2.14.1 golden-2.13.0-2.14.1.json ...
+    python -m harness.golden.matrix --out reports/torch_matrix.json --cell 2.13.0 2.14.1 golden-2.13.0-2.14.1.json ...
 
 Each ``--cell SAVED LOADED REPORT`` names the ``--golden-report`` file of the run that checked the
 artifacts saved under torch SAVED with torch LOADED. Prints a SAVED x LOADED Markdown table (cells like
 ``40/40 load, 40/40 outputs, 38/40 graph, 40/40 signature``) and the causes of what broke, grouped by
 first line; writes the same as JSON. ``nox -s torch_matrix`` makes the runs and calls this. Standard
-library only, so it runs in any of the environments.
+library and :mod:`harness.golden` only (neither torch nor pytest), so it runs in any of the environments.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-ASPECTS = ("load", "outputs", "graph", "signature")
-"""The aspects of a golden check, as ``harness/artifacts.py`` names them (its ``ASPECTS``)."""
+from harness.golden import ASPECTS
+
+PROG = "python -m harness.golden.matrix"
 
 _FILE = re.compile(r"\S+\.(?:pt2|outputs\.pt|json)\b")
 
@@ -94,7 +95,9 @@ def render(versions: Sequence[str], cells: Mapping[tuple[str, str], Mapping[str,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cell", nargs=3, action="append", default=[], metavar=("SAVED", "LOADED", "REPORT"))
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON")
     args = parser.parse_args(argv)
@@ -105,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             versions.extend(v for v in (saved, loaded) if v not in versions)
             cells[saved, loaded] = cell(read_report(Path(report)))
     except MatrixReportError as exc:
-        print(f"torch_matrix: {exc}", file=sys.stderr)
+        print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     print(render(versions, cells))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,10 @@ Active only when the run's one wrapper is :data:`WRAPPER` (``non_strict``: the p
 exports it), so the stored programs are torch's own; under any other wrapper, and in matrix mode,
 golden tests just run. The program is caught through the patch's observer at the moment torch returns
 it, before the test can run or mutate it; the comparison happens after the test body, and its failure
-fails that test (never the run). ``harness/artifacts.py`` does the torch work.
+fails that test (never the run). :mod:`harness.golden.artifacts` does the torch work.
+
+``harness/plugin.py`` calls :func:`addoption`, :func:`validate` and registers :class:`GoldenRun` under
+:data:`PLUGIN_NAME` when the run's wrapper is :data:`WRAPPER`.
 """
 
 from __future__ import annotations
@@ -16,17 +19,14 @@ from typing import Any
 
 import pytest
 
-from harness import artifacts, patching
+from harness import patching
+from harness.golden import ACCEPT_HINT, ASPECTS, DEFAULT_DIR, MARKER, artifacts
+
+# Re-exported: harness/plugin.py reads golden.WRAPPER and golden.PLUGIN_NAME from this module.
+from harness.golden import PLUGIN_NAME as PLUGIN_NAME
+from harness.golden import WRAPPER as WRAPPER
 from harness.wrappers import WrapperCall
 
-MARKER = "golden"
-"""Tests carrying this mark have their first program stored (``--golden-accept``) or checked."""
-WRAPPER = "non_strict"
-"""The wrapper golden artifacts are taken and checked under."""
-DEFAULT_DIR = "artifacts"
-"""Where artifacts live, relative to the rootdir, unless ``--golden-dir`` says otherwise."""
-PLUGIN_NAME = "export-harness-golden"
-"""The name :class:`GoldenRun` is registered under: ``-p no:export-harness-golden`` runs golden tests unchecked."""
 PROPERTY = "golden"
 """The ``user_properties`` key of each golden test's verdict; xdist carries it to the controller."""
 
@@ -50,7 +50,7 @@ def validate(config: pytest.Config, wrapper: str | None) -> None:
     if config.getoption("golden_accept") and wrapper != WRAPPER:
         raise pytest.UsageError(
             f"--golden-accept stores programs exported under the {WRAPPER!r} wrapper; the run's wrapper is "
-            f"{wrapper!r}. Add --export-wrapper {WRAPPER} (or run `{artifacts.ACCEPT_HINT}`)"
+            f"{wrapper!r}. Add --export-wrapper {WRAPPER} (or run `{ACCEPT_HINT}`)"
         )
 
 
@@ -135,11 +135,11 @@ class GoldenRun:
         verdict = artifacts.check(paths, item.nodeid, catch.shot)
         item.user_properties.append((PROPERTY, verdict.as_record()))
         if verdict.failures and not test_failed:
-            failed = [aspect for aspect in artifacts.ASPECTS if aspect in verdict.failures]
+            failed = [aspect for aspect in ASPECTS if aspect in verdict.failures]
             details = "\n".join(f"[{aspect}] {verdict.failures[aspect]}" for aspect in failed)
             pytest.fail(
                 f"golden artifact {paths.sidecar} ({', '.join(failed)} failed; saved by torch {verdict.saved_by}):\n"
-                f"{details}\nIf the change is intended, review it and re-accept with `{artifacts.ACCEPT_HINT}`",
+                f"{details}\nIf the change is intended, review it and re-accept with `{ACCEPT_HINT}`",
                 pytrace=False,
             )
 
@@ -162,8 +162,8 @@ class GoldenRun:
             )
             return
         checked = [v for v in self.verdicts.values() if "error" not in v]
-        held = sum(all(v.get(aspect) is None for aspect in artifacts.ASPECTS) for v in checked)
-        counts = ", ".join(f"{sum(v.get(aspect) is None for v in checked)} {aspect}" for aspect in artifacts.ASPECTS)
+        held = sum(all(v.get(aspect) is None for aspect in ASPECTS) for v in checked)
+        counts = ", ".join(f"{sum(v.get(aspect) is None for v in checked)} {aspect}" for aspect in ASPECTS)
         terminalreporter.write_line(
             f"golden artifacts in {self.directory}: {held} of {len(self.verdicts)} golden tests hold ({counts})"
         )
