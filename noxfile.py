@@ -21,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from harness.golden import MARKER as GOLDEN_MARKER  # noqa: E402  (needs ROOT on sys.path; no pytest, no torch)
 from harness.golden import WRAPPER as GOLDEN_WRAPPER  # noqa: E402
-from harness.selection import ENV_VAR  # noqa: E402  (needs ROOT on sys.path)
+from harness.plan import ENV_VAR  # noqa: E402  (needs ROOT on sys.path; no pytest, no torch)
+from harness.sharding import DURATIONS_DIR as DURATIONS_DIRNAME  # noqa: E402
 from harness.wrappers import BUILTIN_WRAPPERS, Wrapper  # noqa: E402
 
 nox.options.default_venv_backend = "none"
@@ -36,13 +37,17 @@ REQUIREMENTS = (
     "requirements/nox.txt",  # so mypy sees nox's types
 )
 EXPORT_SUITE = ("tests/export", "tests/ops")
-"""The suite a wrapper session runs: the hand-written feature tests and the OpInfo sweep."""
+"""The built-in suite: the hand-written feature tests and the OpInfo sweep."""
+SUITE_BY_DEFAULT = ("-o", f"testpaths={' '.join(EXPORT_SUITE)}")
+"""How sessions name the built-in suite: as pytest's testpaths, so test paths given after `--` replace it."""
+RESULTS = ("--results-dir", "results")
+"""Sessions keep their results files in results/ (plain pytest writes none unless asked)."""
 HARNESS_TESTS = "tests/harness"
 XDIST = ("-n", "auto", "--dist", "worksteal")
 """How the export suite is spread over cores: worksteal was as fast as or faster than load, loadscope and
 loadfile on the full suite under two wrappers (README, "pytest-xdist's distribution mode")."""
-DURATIONS_DIR = ROOT / "durations"
-"""Per-wrapper test durations for --shard; harness/sharding.py reads the same place (DURATIONS_DIR there)."""
+DURATIONS_DIR = ROOT / DURATIONS_DIRNAME
+"""Per-wrapper test durations for --shard (harness/sharding.py names the folder)."""
 GOLDEN = ("tests/export", "-m", GOLDEN_MARKER)
 """The golden subset of the export suite, whose first programs are stored under artifacts/ and checked under
 GOLDEN_WRAPPER (harness/golden/)."""
@@ -144,9 +149,9 @@ def _check_environment_agrees(session: nox.Session, wrapper: str) -> None:
 def _make_wrapper_session(wrapper: Wrapper) -> None:
     def session_func(session: nox.Session) -> None:
         _check_environment_agrees(session, wrapper.name)
-        run_pytest(session, *EXPORT_SUITE, *XDIST, *session.posargs, wrapper=wrapper.name)
+        run_pytest(session, *SUITE_BY_DEFAULT, *XDIST, *RESULTS, *session.posargs, wrapper=wrapper.name)
 
-    session_func.__doc__ = f"Export suite under {wrapper.name}: {wrapper.description}."
+    session_func.__doc__ = f"Export suite (or the test paths given) under {wrapper.name}: {wrapper.description}."
     session_func.__name__ = wrapper.name
     nox.session(name=wrapper.name, tags=["wrappers", *wrapper.tags])(session_func)
 
@@ -157,25 +162,30 @@ for _wrapper in BUILTIN_WRAPPERS:
 
 @nox.session
 def export(session: nox.Session) -> None:
-    """Export suite under the wrapper named by $EXPORT_WRAPPER (pytest rejects unknown names)."""
+    """Export suite (or the test paths given) under the wrapper $EXPORT_WRAPPER names (pytest rejects unknown ones)."""
     if ENV_VAR not in os.environ:
         session.error(f"set {ENV_VAR} to a wrapper name, or run `nox -s <wrapper>`")
-    run_pytest(session, *EXPORT_SUITE, *XDIST, *session.posargs, wrapper=os.environ[ENV_VAR])
+    run_pytest(session, *SUITE_BY_DEFAULT, *XDIST, *RESULTS, *session.posargs, wrapper=os.environ[ENV_VAR])
 
 
 @nox.session
 def durations(session: nox.Session) -> None:
-    """Refresh durations/<wrapper>.json, the shard balance, for the wrappers in posargs (default: all)."""
+    """Refresh durations/<wrapper>.json, the shard balance, for the wrappers in posargs (default: all).
+
+    Test paths (anything that is not a wrapper name) replace the built-in suite.
+    """
     known = [w.name for w in BUILTIN_WRAPPERS]
-    unknown = [name for name in session.posargs if name not in known]
+    names = [arg for arg in session.posargs if arg in known]
+    paths = [arg for arg in session.posargs if arg not in known]
+    unknown = [arg for arg in paths if not Path(arg.partition("::")[0]).exists()]
     if unknown:
-        session.error(f"unknown wrapper(s) {', '.join(unknown)}; valid: {', '.join(known)}")
-    for name in session.posargs or known:
+        session.error(f"{', '.join(unknown)}: neither a wrapper nor a test path; wrappers: {', '.join(known)}")
+    for name in names or known:
         path = DURATIONS_DIR / f"{name}.json"
         session.log(f"timing the export suite under {name} into {path.relative_to(ROOT)}")
         # --clean-durations drops tests that no longer exist; a failing test's time is still its time.
         run_pytest(
-            session, *EXPORT_SUITE, *XDIST, "-q", "-p", "no:cacheprovider", "--store-durations",
+            session, *(paths or EXPORT_SUITE), *XDIST, "-q", "-p", "no:cacheprovider", "--store-durations",
             "--clean-durations", f"--durations-path={path}", wrapper=name, success_codes=(0, 1),
         )
 
@@ -189,8 +199,7 @@ def tests(session: nox.Session) -> None:
         session.log(f"quick pass under {wrapper.name}")
         run_pytest(session, *EXPORT_SUITE, *XDIST, "-q", "-m", "quick", wrapper=wrapper.name)
     session.log("golden artifacts against a fresh export")
-    results = str(Path(session.create_tmp()) / "golden.json")  # not results/non_strict.json: keep the quick pass's
-    run_pytest(session, *GOLDEN, "-n", "auto", "-q", "--results", results, wrapper=GOLDEN_WRAPPER)
+    run_pytest(session, *GOLDEN, "-n", "auto", "-q", wrapper=GOLDEN_WRAPPER)
 
 
 @nox.session
@@ -249,15 +258,19 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def matrix(session: nox.Session) -> None:
-    """Export suite under every wrapper in one pytest run (matrix mode); writes results/matrix.json."""
-    run_pytest(session, *EXPORT_SUITE, "--export-wrapper", "all", *XDIST, *session.posargs, wrapper=None)
+    """Export suite (or the test paths given) under every wrapper in one pytest run (matrix mode)."""
+    run_pytest(
+        session, *SUITE_BY_DEFAULT, "--export-wrapper", "all", *XDIST, *RESULTS, *session.posargs, wrapper=None
+    )
 
 
 @nox.session
 def report(session: nox.Session) -> None:
-    """Merge results/*.json into reports/report.{md,html,json}; compare with results/baseline.json."""
+    """The newest selection in results/ into reports/report.{md,html,json}, against results/baseline.json."""
     ci = ["--ci"] if os.environ.get("CI", "").lower() in ("1", "true", "yes") else []
-    # Inputs default to results/ (the CLI's default), so results files named in posargs replace it.
+    # Inputs default to results/ (the CLI's default), so results files named in posargs replace it; the CLI
+    # merges the newest file's selection and lists the files of other selections it left out
+    # (`-- --all-selections` merges everything, `-- --selection KEY` picks one).
     args = ("--out", "reports", "--baseline", "results/baseline.json", *ci, *session.posargs)
     session.run(shared_python(session), "-m", "harness.report", *args, external=True)
 
@@ -266,3 +279,9 @@ def report(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Harness overhead, per-wrapper cost, xdist scaling and start-up: a table, and reports/bench.json."""
     session.run(shared_python(session), "tools/bench.py", *session.posargs, external=True)
+
+
+@nox.session
+def shards(session: nox.Session) -> None:
+    """How even --shard I/N is for each wrapper's stored durations: `-- WRAPPER... --shards 2 4 8 --goal 1.1`."""
+    session.run(shared_python(session), "-m", "harness.sharding", *session.posargs, external=True)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+EXPORT_STAGE = "export"
+"""The stage of torch's own first export: recorded by the patch, counted apart by the summary and the report."""
+
 
 class ExportWrapperError(RuntimeError):
     """A wrapper stage after the first export failed.

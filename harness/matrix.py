@@ -1,4 +1,4 @@
-"""Matrix mode: every collected test once per wrapper, in one pytest process.
+"""Matrix mode's hooks: every collected test once per wrapper, in one pytest process.
 
 ``--export-wrapper all`` (or ``a,b,c``) selects it. Each test function gets one more
 parametrization, appended last, whose id is the wrapper's name, so ``test_x`` becomes
@@ -7,7 +7,8 @@ One switchable patch is installed for the whole run, and the wrapper of each ite
 made current from its setup to its teardown. Expected failures are decided per item.
 
 unittest ``TestCase`` methods cannot be parametrized by pytest, so matrix mode refuses
-them with a usage error; run such suites one wrapper at a time.
+them with a usage error; run such suites one wrapper at a time. Parsing the selection value and
+splitting a matrix test id back into (test, wrapper) belong to the registry (``harness/registry.py``).
 """
 
 from __future__ import annotations
@@ -18,62 +19,11 @@ from typing import Any
 import pytest
 
 from harness import patching
-from harness.errors import UnknownWrapperError
-from harness.registry import available_wrappers
-from harness.selection import Selection
+from harness.registry import ALL
 from harness.wrappers import Wrapper
-
-ALL = "all"
-"""The selection value that means every registered wrapper."""
 
 PARAM = "export_wrapper_matrix"
 """The name of the parametrization matrix mode adds to every test (its value is a wrapper name)."""
-
-MATRIX_NAME = "matrix"
-"""How a matrix run names itself where a single run would give its wrapper (results file name)."""
-
-
-def is_matrix(value: str) -> bool:
-    """Whether a selection value asks for matrix mode: ``all`` or a comma-separated list."""
-    return value.strip() == ALL or "," in value
-
-
-def resolve_wrappers(selection: Selection) -> tuple[Wrapper, ...]:
-    """The wrappers a selection names, in registry order for ``all`` and in the given order for a list.
-
-    A single name gives one wrapper. Unknown names raise the registry's error listing the valid names.
-    """
-    known = available_wrappers()
-    if not is_matrix(selection.name):
-        if selection.name not in known:
-            raise UnknownWrapperError(selection.name, selection.source, known)
-        return (known[selection.name],)
-    if selection.name.strip() == ALL:
-        return tuple(known.values())
-    names = list(dict.fromkeys(part.strip() for part in selection.name.split(",") if part.strip()))
-    for name in names:
-        if name not in known:
-            raise UnknownWrapperError(name, selection.source, known)
-    if not names:
-        raise UnknownWrapperError(selection.name, selection.source, known)
-    return tuple(known[name] for name in names)
-
-
-def split_nodeid(nodeid: str, wrappers: Sequence[str]) -> tuple[str, str | None]:
-    """``(test id without the wrapper, wrapper)`` for a matrix node id; ``(nodeid, None)`` if it has none.
-
-    ``a.py::test_x[serdes_strict]`` gives ``("a.py::test_x", "serdes_strict")`` and
-    ``a.py::test_op[add-sample0-cpp_serdes]`` gives ``("a.py::test_op[add-sample0]", "cpp_serdes")``.
-    Longer names are tried first so that ``non_strict`` never matches as ``strict``.
-    """
-    if not nodeid.endswith("]"):
-        return nodeid, None
-    for name in sorted(wrappers, key=len, reverse=True):
-        if nodeid.endswith(f"[{name}]"):
-            return nodeid[: -len(name) - 2], name
-        if nodeid.endswith(f"-{name}]"):
-            return nodeid[: -len(name) - 2] + "]", name
-    return nodeid, None
 
 
 def item_wrapper(item: pytest.Item) -> str | None:

@@ -1,22 +1,91 @@
-"""Install a wrapper in place of ``torch.export.export`` and take it out again.
+"""Install a wrapper in place of ``torch.export.export``, record what it does, and take it out again.
 
-The patch is process-wide by nature (it replaces a module attribute), so the one
-installed patch is held here; the plugin keeps its handle in ``config.stash``.
+The wrappers (``harness/wrappers.py``) only transform programs. Everything around them lives here:
+binding a wrapper into a drop-in function, recording each call's outcome (transformed, or the stage
+that broke) and timings, showing the first program to an observer (golden artifacts), and the
+process-wide patch itself. The plugin keeps the patch's handle in ``config.stash``.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from harness.wrappers import ExportFn, Observer, Wrapper, WrapperCall
+from harness.errors import EXPORT_STAGE, ExportWrapperError
+from harness.wrappers import ExportFn, Wrapper, WrapperCall
 
 if TYPE_CHECKING:
     from torch.export import ExportedProgram
+    from torch.nn import Module
+
+Recorder = Callable[[str | None], None]
+"""Told once per program: ``None`` when every stage passed, else the stage that broke."""
+
+Timer = Callable[[tuple[float, float]], None]
+"""Told once per transformed program: (seconds of the first export, seconds of the whole wrapper call)."""
+
+Observer = Callable[[WrapperCall, "ExportedProgram"], None]
+"""Told of each call's first program, as torch returned it, before any stage transforms it (golden artifacts)."""
 
 _installed: ExportPatch | None = None
+
+
+def bind(
+    wrapper: Wrapper,
+    original_export: ExportFn,
+    record: Recorder,
+    timer: Timer | None = None,
+    observer: Observer | None = None,
+) -> ExportFn:
+    """The drop-in for ``torch.export.export`` that runs ``wrapper`` and reports each call.
+
+    The first call of torch's export inside a wrapper call is "the first export": its time is the
+    baseline of the wrapper's cost, its program is what the observer sees, and an exception from it
+    reaches the caller unchanged (export-error tests depend on torch's types) while being counted.
+    """
+
+    def export(
+        mod: Module,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> ExportedProgram:
+        first_seconds: list[float] = []
+        call: WrapperCall
+
+        def timed_export(*a: Any, **k: Any) -> ExportedProgram:
+            begin = time.perf_counter()
+            program = original_export(*a, **k)
+            if not first_seconds:
+                first_seconds.append(time.perf_counter() - begin)
+                if observer is not None:
+                    observer(call, program)
+            return program
+
+        call = WrapperCall(wrapper.name, timed_export, mod, args, kwargs, options)
+        start = time.perf_counter()
+        try:
+            program = wrapper.transform(call)
+        except ExportWrapperError as exc:
+            record(exc.stage)
+            raise
+        except Exception:
+            record(EXPORT_STAGE)
+            raise
+        record(None)
+        if timer is not None and first_seconds:
+            timer((first_seconds[0], time.perf_counter() - start))
+        return program
+
+    export.__wrapped__ = original_export  # type: ignore[attr-defined]
+    export.__export_wrapper__ = wrapper  # type: ignore[attr-defined]
+    export.__name__ = "export"
+    export.__qualname__ = f"export[{wrapper.name}]"
+    export.__doc__ = f"torch.export.export under the {wrapper.name!r} wrapper: {wrapper.description}"
+    return export
 
 
 def _is_own_module(name: str) -> bool:
@@ -59,8 +128,8 @@ class ExportPatch:
         self.observer: Observer | None = None
         """Shown each call's first program while set (the golden-artifact plugin sets it around golden tests)."""
         record, timer, observe = self._outcomes.append, self._timings.append, self._observe
-        self._choices = {w.name: w.bind(original, record, timer, observe) for w in choices}
-        self.function: ExportFn = self._dispatcher() if choices else wrapper.bind(original, record, timer, observe)
+        self._choices = {w.name: bind(w, original, record, timer, observe) for w in choices}
+        self.function: ExportFn = self._dispatcher() if choices else bind(wrapper, original, record, timer, observe)
         self.rebound: list[tuple[ModuleType, str]] = []
 
     def _observe(self, call: WrapperCall, program: ExportedProgram) -> None:

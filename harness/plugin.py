@@ -1,86 +1,60 @@
-"""pytest hooks: select a wrapper, patch torch.export.export before collection, apply expected failures, sum up.
+"""pytest hooks: resolve the run plan, patch torch.export.export before collection, register what the run needs.
 
-Registered through the ``pytest11`` entry point, so it works in any project once
-the package is installed. torch is imported only when a wrapper is selected.
+Registered through the ``pytest11`` entry point, so it works in any project once the package is
+installed. The hooks here only wire things together; each concern lives in its own module: the plan
+(``plan``), the patch (``patching``), marks (``marks``), matrix mode (``matrix``), shards
+(``sharding_plugin``), results files (``recording``), golden artifacts (``golden.plugin``) and
+PyTorch-compat mode (``compat``). torch is imported only when a wrapper is selected.
 """
 
 from __future__ import annotations
 
 import os
-import unittest
 from collections.abc import Generator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import active_wrapper, golden, matrix, patching, results, sharding
+from harness import active_wrapper, marks, patching, recording, sharding_plugin
+from harness.compat import PyTorchCompat
 from harness.errors import UnknownWrapperError, WrapperPluginError
-from harness.registry import available_wrappers
-from harness.selection import (
-    COMPAT_ENV_VAR,
+from harness.golden import plugin as golden
+from harness.matrix import MatrixRun, item_wrapper
+from harness.plan import (
+    COMPAT_HELP,
     COMPAT_INI_KEY,
     COMPAT_OPTION,
-    ENV_VAR,
     INI_KEY,
     OPTION,
-    Selection,
-    SelectionError,
-    resolve_compat,
-    resolve_selection,
+    WRAPPER_HELP,
+    WRAPPER_INI_HELP,
+    PlanError,
+    RunPlan,
+    resolve,
 )
+from harness.registry import available_wrappers
 from harness.summary import ProgramTally
 from harness.wrappers import Wrapper
 
-MARKER = "xfail_under"
-SKIP_MARKER = "skip_under"
-REPORT_ATTR = "export_wrapper_programs"
-WORKERINPUT_KEY = "export_wrapper"
-WORKERINPUT_COMPAT_KEY = "export_pytorch_compat"
-WRAPPER_ATTR = "export_wrapper_name"
-
-SELECTION_KEY = pytest.StashKey[Selection | None]()
-COMPAT_KEY = pytest.StashKey[bool]()
+PLAN_KEY = pytest.StashKey[RunPlan]()
 PATCH_KEY = pytest.StashKey[patching.ExportPatch]()
-
-HELP = (
-    "export wrapper to install in place of torch.export.export for the whole run "
-    f"(overrides ${ENV_VAR} and the {INI_KEY} ini option); see --export-wrapper-list. "
-    f"'{matrix.ALL}' or a comma-separated list runs every test once per wrapper (matrix mode)"
-)
-RESULTS_HELP = (
-    "where to write the results file of a wrapped run (default: results/<wrapper, or matrix>[-shard-I-of-N].json "
-    "under the rootdir)"
-)
-COMPAT_HELP = (
-    "PyTorch-compat mode: wrap only the `export` names bound in test modules (the qualified "
-    "torch.export.export stays the original, PyTorch's escape hatch) and show unittest tests "
-    f"their variant through self._testMethodName's suffix (also ${COMPAT_ENV_VAR}=1)"
-)
-MARKER_HELP = (
-    f"{MARKER}(*wrappers, reason, raises=None): strict xfail when the run's export wrapper "
-    "is one of *wrappers; reason must say what torch does wrong"
-)
-SKIP_MARKER_HELP = (
-    f"{SKIP_MARKER}(*wrappers, reason): skip when the run's export wrapper is one of *wrappers; "
-    "reason must say why the test tells nothing there (a skip is reported, never silent)"
-)
+WORKERINPUT_KEY = "export_harness_plan"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("export-harness", "torch.export wrapper harness")
-    group.addoption(OPTION, dest="export_wrapper", default=None, metavar="NAME", help=HELP)
+    group.addoption(OPTION, dest="export_wrapper", default=None, metavar="NAME", help=WRAPPER_HELP)
     group.addoption(
         "--export-wrapper-list",
         action="store_true",
         default=False,
         help="list the available export wrappers with their descriptions and exit",
     )
-    group.addoption("--results", dest="export_results", default=None, metavar="PATH", help=RESULTS_HELP)
     group.addoption(COMPAT_OPTION, dest="export_pytorch_compat", action="store_true", default=False, help=COMPAT_HELP)
-    sharding.addoption(group)
+    recording.addoption(group)
+    sharding_plugin.addoption(group)
     golden.addoption(group)
-    parser.addini(INI_KEY, help=HELP, default="")
+    parser.addini(INI_KEY, help=WRAPPER_INI_HELP, default="")
     parser.addini(COMPAT_INI_KEY, help=COMPAT_HELP, type="bool", default=False)
 
 
@@ -90,9 +64,27 @@ def _list_wrappers() -> str:
     return "\n".join(f"{name:<{width}}  {w.description}" for name, w in wrappers.items())
 
 
+def _resolve_plan(config: pytest.Config) -> RunPlan:
+    """The controller resolves the plan; an xdist worker takes the controller's."""
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None and WORKERINPUT_KEY in workerinput:
+        return RunPlan.from_workerinput(workerinput[WORKERINPUT_KEY])
+    try:
+        return resolve(
+            cli_wrapper=config.getoption("export_wrapper"),
+            cli_compat=config.getoption("export_pytorch_compat"),
+            cli_shard=config.getoption("export_shard"),
+            environ=os.environ,
+            ini_wrapper=config.getini(INI_KEY),
+            ini_compat=bool(config.getini(COMPAT_INI_KEY)),
+        )
+    except (PlanError, UnknownWrapperError, WrapperPluginError) as exc:
+        raise pytest.UsageError(str(exc)) from exc
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    """Validate the selection before anything is collected, so a bad name runs nothing."""
+    """Resolve and validate the plan before anything is collected, so a bad value runs nothing."""
     if config.getoption("export_wrapper_list"):
         try:
             print(_list_wrappers())
@@ -101,126 +93,54 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return 0
     if config.getoption("help", False):
         return None
-    try:
-        selection = resolve_selection(
-            config.getoption("export_wrapper"), os.environ, config.getini(INI_KEY)
-        )
-        if selection is not None:
-            matrix.resolve_wrappers(selection)
-        compat = resolve_compat(
-            config.getoption("export_pytorch_compat"), os.environ, bool(config.getini(COMPAT_INI_KEY))
-        )
-    except (SelectionError, UnknownWrapperError, WrapperPluginError) as exc:
-        raise pytest.UsageError(str(exc)) from exc
-    if compat and selection is not None and matrix.is_matrix(selection.name):
-        raise pytest.UsageError(
-            f"{COMPAT_OPTION} cannot be combined with matrix mode ({selection.name!r} from {selection.source}): "
-            "PyTorch-style suites are unittest.TestCase classes, which pytest cannot parametrize per wrapper; "
-            "run them one wrapper at a time"
-        )
-    config.stash[SELECTION_KEY] = selection
-    config.stash[COMPAT_KEY] = compat
-    name = None if selection is None else matrix.MATRIX_NAME if matrix.is_matrix(selection.name) else selection.name
-    golden.validate(config, name)
-    sharding.configure(config, name)  # --shard: pytest-split over durations/<name>.json
+    plan = _resolve_plan(config)
+    config.stash[PLAN_KEY] = plan
+    golden.validate(config, plan.run_name)
+    sharding_plugin.configure(config, plan)  # --shard: pytest-split over durations/<run>.json
     return None
-
-
-def _selection(config: pytest.Config) -> tuple[Selection | None, bool]:
-    """The wrapper and compat mode: the controller's when this is an xdist worker."""
-    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    if workerinput is not None and WORKERINPUT_KEY in workerinput:
-        name = workerinput[WORKERINPUT_KEY]
-        selection = None if name is None else Selection(name, "the xdist controller")
-        return selection, bool(workerinput[WORKERINPUT_COMPAT_KEY])
-    return config.stash.get(SELECTION_KEY, None), config.stash.get(COMPAT_KEY, False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", MARKER_HELP)
-    config.addinivalue_line("markers", SKIP_MARKER_HELP)
-    selection, compat = _selection(config)
-    if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistHooks(selection, compat), "export-harness-xdist")
-    if selection is None:
+    config.addinivalue_line("markers", marks.XFAIL_HELP)
+    config.addinivalue_line("markers", marks.SKIP_HELP)
+    plan = config.stash.get(PLAN_KEY, None)
+    if plan is None:  # --help, or a worker of a run whose controller had no harness
         return
-    wrappers = matrix.resolve_wrappers(selection)
-    in_matrix = matrix.is_matrix(selection.name)
-    patch = patching.install(wrappers[0], patch_attribute=not compat, choices=wrappers if in_matrix else ())
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(plan), "export-harness-xdist")
+    if not plan.wrapped:
+        return
+    known = available_wrappers()
+    wrappers = [known[name] for name in plan.names]
+    choices = wrappers if plan.matrix else ()
+    patch = patching.install(wrappers[0], patch_attribute=not plan.compat.value, choices=choices)
     config.add_cleanup(lambda: patching.uninstall(patch))
     config.stash[PATCH_KEY] = patch
     config.pluginmanager.register(WrappedRun(patch, wrappers), "export-harness-run")
-    if in_matrix:
-        config.pluginmanager.register(matrix.MatrixRun(patch, wrappers), "export-harness-matrix")
-    elif wrappers[0].name == golden.WRAPPER:
+    config.pluginmanager.register(marks, "export-harness-marks")
+    if plan.matrix:
+        config.pluginmanager.register(MatrixRun(patch, wrappers), "export-harness-matrix")
+    elif plan.run_name == golden.WRAPPER:
         config.pluginmanager.register(golden.GoldenRun(config, patch), golden.PLUGIN_NAME)
-    if not hasattr(config, "workerinput"):
-        _register_results(config, [w.name for w in wrappers], matrix.MATRIX_NAME if in_matrix else wrappers[0].name)
-    if compat:
+    if plan.compat.value:
         config.pluginmanager.register(PyTorchCompat(patch), "export-harness-pytorch-compat")
-
-
-def _register_results(config: pytest.Config, wrappers: list[str], run: str) -> None:
-    """Record every test's outcome in this process (the controller under xdist) and write it at the end."""
-    shard = results.shard_of(config)
-    option = config.getoption("export_results")
-    path = Path(option) if option else results.default_path(config.rootpath, run, shard)
-    recorder = results.ResultsRecorder(path, run, wrappers, shard, config.invocation_params.args)
-    config.pluginmanager.register(recorder, "export-harness-results")
+    if not hasattr(config, "workerinput"):
+        shard = None if plan.shard is None else (plan.shard.index, plan.shard.count)
+        recording.configure(config, plan.run_name or "", list(plan.names), shard)
 
 
 class XdistHooks:
-    """Hand the controller's resolved selection to every worker, so all of them patch the same way."""
+    """Hand the controller's plan to every worker once, so all of them patch the same way."""
 
-    def __init__(self, selection: Selection | None, compat: bool) -> None:
-        self.selection = selection
-        self.compat = compat
+    def __init__(self, plan: RunPlan) -> None:
+        self.plan = plan
 
     def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[WORKERINPUT_KEY] = None if self.selection is None else self.selection.name
-        node.workerinput[WORKERINPUT_COMPAT_KEY] = self.compat
-
-
-def _marks_naming(item: pytest.Item, marker: str, wrapper: Wrapper) -> list[pytest.Mark]:
-    """The item's ``marker`` marks that name ``wrapper``; refuses unknown names and a missing reason."""
-    known = available_wrappers()
-    naming = []
-    for mark in item.iter_markers(marker):
-        unknown = [name for name in mark.args if name not in known]
-        if unknown or not mark.args:
-            raise pytest.UsageError(
-                f"{item.nodeid}: @pytest.mark.{marker} names unknown wrapper(s) {unknown or '(none)'}; "
-                f"valid names: {', '.join(known)}"
-            )
-        if not mark.kwargs.get("reason"):
-            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.{marker} needs reason=... saying why")
-        if wrapper.name in mark.args:
-            naming.append(mark)
-    return naming
-
-
-def expected_failure(item: pytest.Item, wrapper: Wrapper) -> pytest.MarkDecorator | None:
-    """The strict xfail this item gets under ``wrapper``, from our marker or PyTorch's attribute."""
-    for mark in _marks_naming(item, MARKER, wrapper)[:1]:
-        return pytest.mark.xfail(
-            reason=f"[{wrapper.name}] {mark.kwargs['reason']}", strict=True, raises=mark.kwargs.get("raises")
-        )
-    attr = wrapper.pytorch_xfail_attr
-    function = getattr(item, "obj", None)
-    if attr and function is not None and getattr(function, attr, False):
-        return pytest.mark.xfail(reason=f"[{wrapper.name}] PyTorch-style {attr} attribute", strict=True)
-    return None
-
-
-def skip(item: pytest.Item, wrapper: Wrapper) -> pytest.MarkDecorator | None:
-    """The skip this item gets under ``wrapper`` from ``skip_under``, with its reason."""
-    for mark in _marks_naming(item, SKIP_MARKER, wrapper)[:1]:
-        return pytest.mark.skip(reason=f"[{wrapper.name}] {mark.kwargs['reason']}")
-    return None
+        node.workerinput[WORKERINPUT_KEY] = self.plan.to_workerinput()
 
 
 class WrappedRun:
-    """The hooks that matter only while a wrapper is installed: expected failures and the program tally.
+    """The hooks that matter only while a wrapper is installed: marks per item, recording, the program tally.
 
     The same code path counts with and without xdist: workers attach each test phase's
     outcomes (and its wrapper, and what broke) to its report, and ``pytest_runtest_logreport``
@@ -228,78 +148,30 @@ class WrappedRun:
     summary line per wrapper.
     """
 
-    def __init__(self, patch: patching.ExportPatch, wrappers: Sequence[Wrapper] = ()) -> None:
+    def __init__(self, patch: patching.ExportPatch, wrappers: Sequence[Wrapper]) -> None:
         self.patch = patch
-        self.wrappers = {w.name: w for w in (wrappers or (patch.wrapper,))}
+        self.wrappers = {w.name: w for w in wrappers}
         self.tallies = {name: ProgramTally() for name in self.wrappers}
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
-            name = matrix.item_wrapper(item) if len(self.wrappers) > 1 else None
-            wrapper = self.wrappers.get(name or "", self.patch.wrapper)
-            for mark in (skip(item, wrapper), expected_failure(item, wrapper)):
-                if mark is not None:
-                    item.add_marker(mark)
+            name = item_wrapper(item) if len(self.wrappers) > 1 else None
+            marks.apply(item, self.wrappers.get(name or "", self.patch.wrapper))
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
         outcome = yield
         report = outcome.get_result()
-        programs = self.patch.drain()
-        setattr(report, REPORT_ATTR, programs)
-        setattr(report, results.TIMINGS_ATTR, self.patch.drain_timings())
-        setattr(report, WRAPPER_ATTR, self.patch.wrapper.name)
-        results.annotate(report, call, programs)
+        recording.annotate(report, call, self.patch.drain(), self.patch.drain_timings(), self.patch.wrapper.name)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # A report without a wrapper (xdist's report of a crashed test) carries no programs either.
-        name = getattr(report, WRAPPER_ATTR, None) or next(iter(self.tallies))
-        self.tallies[name].add(getattr(report, REPORT_ATTR, None) or ())
+        name = recording.report_wrapper(report) or next(iter(self.tallies))
+        self.tallies[name].add(recording.report_outcomes(report))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         for name, wrapper in self.wrappers.items():
             terminalreporter.write_line(self.tallies[name].line(name, wrapper.verb))
-
-
-class PyTorchCompat:
-    """Behave like PyTorch's generated per-variant wrapper files (``--pytorch-compat``).
-
-    Those files patch only the ``export`` name bound in the test module, so a qualified
-    ``torch.export.export(...)`` call is an escape hatch, and they rename every test with
-    a variant suffix that tests read from ``self._testMethodName``. pytest's own test ids
-    stay unchanged so results and durations line up across wrappers.
-    """
-
-    def __init__(self, patch: patching.ExportPatch) -> None:
-        self.patch = patch
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        seen: set[int] = set()
-        for item in items:
-            module = getattr(item, "module", None)
-            if module is not None and id(module) not in seen:
-                seen.add(id(module))
-                self.patch.bind_into(module)
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
-        testcase = getattr(item, "instance", None)
-        suffix = self.patch.wrapper.pytorch_suffix
-        if not isinstance(testcase, unittest.TestCase) or not suffix:
-            yield
-            return
-        name = testcase._testMethodName
-        variant_name = name + suffix
-        # unittest looks the method up by _testMethodName; the alias keeps skips and
-        # expectedFailure working, since they are attributes of the same function.
-        setattr(testcase, variant_name, getattr(testcase, name))
-        testcase._testMethodName = variant_name
-        try:
-            yield
-        finally:
-            testcase._testMethodName = name
-            delattr(testcase, variant_name)
 
 
 @pytest.fixture

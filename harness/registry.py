@@ -1,6 +1,7 @@
 """The one list of wrappers: built-ins plus those other projects register by entry point.
 
-Every consumer (CLI choices, nox sessions, error texts, docs) asks here.
+Every consumer (CLI choices, nox sessions, error texts, docs) asks here, and so does everything that
+reads wrapper names back: a selection value (``all``, ``a,b``) and a matrix test id (``test_x[a]``).
 Other projects add a wrapper with, in their pyproject.toml::
 
     [project.entry-points."torch_export_harness.wrappers"]
@@ -9,6 +10,7 @@ Other projects add a wrapper with, in their pyproject.toml::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from importlib.metadata import entry_points
 
@@ -16,6 +18,12 @@ from harness.errors import UnknownWrapperError, WrapperPluginError
 from harness.wrappers import BUILTIN_WRAPPERS, Wrapper
 
 ENTRY_POINT_GROUP = "torch_export_harness.wrappers"
+
+ALL = "all"
+"""The selection value that means every registered wrapper (matrix mode)."""
+
+MATRIX_RUN = "matrix"
+"""How a run of several wrappers names itself where a single run gives its wrapper (results file names)."""
 
 
 def _load_entry_point_wrappers() -> tuple[Wrapper, ...]:
@@ -50,3 +58,43 @@ def get_wrapper(name: str, source: str = "argument") -> Wrapper:
         return wrappers[name]
     except KeyError:
         raise UnknownWrapperError(name, source, wrappers) from None
+
+
+def is_matrix(value: str) -> bool:
+    """Whether a selection value asks for several wrappers: ``all`` or a comma-separated list."""
+    return value.strip() == ALL or "," in value
+
+
+def parse_wrappers(value: str, source: str) -> tuple[Wrapper, ...]:
+    """The wrappers a selection value names: one name, ``all`` (registry order) or ``a,b`` (given order).
+
+    Unknown names raise :class:`UnknownWrapperError`, which lists the valid names and quotes ``source``.
+    """
+    known = available_wrappers()
+    if value.strip() == ALL:
+        return tuple(known.values())
+    names = list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    if not names:
+        raise UnknownWrapperError(value, source, known)
+    for name in names:
+        if name not in known:
+            raise UnknownWrapperError(name, source, known)
+    return tuple(known[name] for name in names)
+
+
+def split_matrix_id(nodeid: str, wrappers: Sequence[str]) -> tuple[str, str | None]:
+    """``(test id without the wrapper, wrapper)`` for a matrix node id; ``(nodeid, None)`` if it has none.
+
+    Matrix mode appends the wrapper's name as the last parametrization id, so
+    ``a.py::test_x[serdes_strict]`` gives ``("a.py::test_x", "serdes_strict")`` and
+    ``a.py::test_op[add-sample0-cpp_serdes]`` gives ``("a.py::test_op[add-sample0]", "cpp_serdes")``.
+    Longer names are tried first so that ``non_strict`` never matches as ``strict``.
+    """
+    if not nodeid.endswith("]"):
+        return nodeid, None
+    for name in sorted(wrappers, key=len, reverse=True):
+        if nodeid.endswith(f"[{name}]"):
+            return nodeid[: -len(name) - 2], name
+        if nodeid.endswith(f"-{name}]"):
+            return nodeid[: -len(name) - 2] + "]", name
+    return nodeid, None

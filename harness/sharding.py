@@ -1,15 +1,11 @@
-"""Duration-balanced shards of a run: ``--shard I/N`` (or ``$EXPORT_SHARD``) on top of pytest-split.
+"""Duration-balanced shards: the shard spec, the durations files, and the split itself (pure code).
 
 pytest-split does the splitting (its ``least_duration`` algorithm: longest test first, onto the
-shard with the least time so far) and owns the durations file format. This module only:
-
-- parses and validates the shard spec, naming the bad value and where it came from;
-- points pytest-split at the active wrapper's durations file, ``durations/<wrapper>.json`` under
-  the rootdir (wrappers change test times, so each has its own), and rejects a corrupt one;
-- makes an empty shard (every selected test went to another shard) exit 0 instead of pytest's 5,
-  while a selection that is empty before splitting (``-k`` matched nothing) still exits 5;
-- hands the controller's decision to pytest-xdist workers, and keeps workers from writing the
-  durations file (the controller sees every report and writes it once).
+shard with the least time so far) and owns the durations file format. This module parses and
+validates ``--shard I/N`` (or ``$EXPORT_SHARD``), reads a wrapper's durations file
+(``durations/<wrapper>.json`` under the rootdir: wrappers change test times, so each has its own),
+and computes the shards a run would get, which ``python -m harness.sharding`` (``nox -s shards``)
+prints as a balance table. ``harness/sharding_plugin.py`` is the pytest side.
 
 Tests missing from the durations file get pytest-split's estimate: the mean duration of the
 selected tests that are in the file (1 s each when none are).
@@ -17,23 +13,20 @@ selected tests that are in the file (1 s each when none are).
 
 from __future__ import annotations
 
+import argparse
 import json
-import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 OPTION = "--shard"
 ENV_VAR = "EXPORT_SHARD"
 DURATIONS_DIR = "durations"
-"""Under the rootdir; ``noxfile.py`` writes the same place (it stays importable without pytest)."""
+"""Under the rootdir; ``noxfile.py`` imports it (this module imports neither pytest nor torch)."""
 ALGORITHM = "least_duration"
-WORKERINPUT_KEY = "export_shard"
-WORKEROUTPUT_KEY = "export_shard_counts"
 HELP = (
     f"run only shard I of N (e.g. 2/4), balanced by the wrapper's stored test durations in "
     f"{DURATIONS_DIR}/<wrapper>.json (also ${ENV_VAR}; the option wins)"
@@ -157,137 +150,58 @@ def imbalance(seconds: Sequence[float]) -> float:
     return max(seconds) / mean if mean > 0 else 1.0
 
 
-# -- pytest side -------------------------------------------------------------------------------------------------
+
+def balance_table(durations_by_wrapper: Mapping[str, Mapping[str, float]], counts: Sequence[int]) -> list[str]:
+    """Markdown rows, one per wrapper: tests, total and longest seconds, and per N "imbalance (longest shard s)"."""
+    header = ["wrapper", "tests", "total s", "longest test s", *(f"N={n}" for n in counts)]
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for wrapper, durations in durations_by_wrapper.items():
+        ids = sorted(durations)
+        cells = [f"`{wrapper}`", str(len(ids)), f"{sum(durations.values()):.1f}", f"{max(durations.values()):.1f}"]
+        for n in counts:
+            seconds = shard_seconds(ids, durations, n)
+            cells.append(f"{imbalance(seconds):.3f} ({max(seconds):.1f} s)")
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
 
 
-def addoption(group: Any) -> None:
-    group.addoption(OPTION, dest="export_shard", default=None, metavar="I/N", help=HELP)
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m harness.sharding [WRAPPER ...] [--shards N ...] [--goal X]``: how even the shards are.
 
-
-def configure(config: pytest.Config, wrapper: str | None) -> None:
-    """Set pytest-split's options from the shard spec; call from ``pytest_cmdline_main``, before configure.
-
-    pytest-split reads ``config.option`` in its ``pytest_configure``, so setting them here
-    is enough, on the controller and (from ``workerinput``) on every xdist worker.
+    The estimate leaves out what every shard pays once (interpreter start, torch import, collection).
     """
-    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    if workerinput is not None:
-        # An xdist worker: the controller resolved and validated everything. It alone stores
-        # durations, since only it sees every test's report.
-        config.option.store_durations = False
-        handed: dict[str, Any] | None = workerinput.get(WORKERINPUT_KEY)
-        if handed is not None:
-            _apply(config, Shard(handed["index"], handed["count"], "the xdist controller"), handed["durations_path"])
-        return
-    try:
-        shard = resolve_shard(config.getoption("export_shard"), os.environ)
-        if not hasattr(config.option, "splits"):
-            if shard is not None:
-                raise ShardError(f"{shard.source} needs the pytest-split plugin (pip install pytest-split)")
-            return
-        if shard is not None and (config.option.splits is not None or config.option.group is not None):
-            raise ShardError(f"{shard.source} and pytest-split's --splits/--group both ask for a shard; use one")
-        path = Path(config.option.durations_path)
-        named = path != config.invocation_params.dir / ".test_durations"  # --durations-path was given
-        if wrapper is not None and not named:
-            path = durations_file(config.rootpath, wrapper)
-        if shard is not None and named and not config.option.store_durations and not path.exists():
-            # The default file may be missing (a wrapper not timed yet: tests count equal); one the
-            # user named must exist, or a typo would silently give an unbalanced split.
-            raise ShardError(f"--durations-path {path} does not exist; {shard.source} needs it to balance the shards")
-        durations = load_durations(path) if shard is not None or config.option.store_durations else {}
-    except ShardError as exc:
-        raise pytest.UsageError(str(exc)) from exc
-    if config.option.store_durations:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    config.option.durations_path = str(path)
-    if shard is not None:
-        _apply(config, shard, str(path))
-        config.pluginmanager.register(ShardReport(shard, path, len(durations)), "export-harness-shard-report")
-        if config.pluginmanager.hasplugin("xdist"):
-            config.pluginmanager.register(ShardXdistHooks(shard, str(path)), "export-harness-shard-xdist")
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.sharding",
+        description="How even --shard I/N shards are: longest shard / mean shard, from the stored durations.",
+    )
+    parser.add_argument("wrappers", nargs="*", help=f"wrapper names (default: every {DURATIONS_DIR}/*.json)")
+    parser.add_argument("--shards", type=int, nargs="+", default=[2, 4, 8], metavar="N", help="default: 2 4 8")
+    parser.add_argument("--durations-dir", type=Path, default=Path(DURATIONS_DIR), help=f"default: ./{DURATIONS_DIR}")
+    parser.add_argument("--goal", type=float, default=None, help="exit 1 if any imbalance is above this")
+    args = parser.parse_args(argv)
+    names = args.wrappers or sorted(p.stem for p in args.durations_dir.glob("*.json"))
+    loaded: dict[str, dict[str, float]] = {}
+    for name in names:
+        path = args.durations_dir / f"{name}.json"
+        try:
+            durations = load_durations(path)
+        except ShardError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if not durations:
+            print(f"error: no durations in {path}; run `nox -s durations -- {name}`", file=sys.stderr)
+            return 2
+        loaded[name] = durations
+    if not loaded:
+        print(f"error: no durations files in {args.durations_dir}", file=sys.stderr)
+        return 2
+    print("\n".join(balance_table(loaded, args.shards)))
+    if args.goal is None:
+        return 0
+    worst = max(imbalance(shard_seconds(sorted(d), d, n)) for d in loaded.values() for n in args.shards)
+    print(f"\nworst imbalance {worst:.3f}; goal <= {args.goal:.2f}: {'met' if worst <= args.goal else 'NOT met'}")
+    return 0 if worst <= args.goal else 1
 
 
-def _apply(config: pytest.Config, shard: Shard, durations_path: str) -> None:
-    config.option.splits = shard.count
-    config.option.group = shard.index
-    config.option.splitting_algorithm = ALGORITHM
-    config.option.durations_path = durations_path
-    # Registered now, before pytest-split registers its splitter in pytest_configure: of two
-    # trylast hooks the one registered first runs first, so this one sees the selection that
-    # pytest-split is about to divide (after -k and -m) and, at collection end, this shard.
-    config.pluginmanager.register(ShardCounts(config), "export-harness-shard-counts")
-
-
-class ShardCounts:
-    """How many selected tests were divided, and how many fell in this shard (where tests are collected)."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.divided = 0
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        self.divided = len(items)
-
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        counts = (self.divided, len(session.items))
-        workeroutput: dict[str, Any] | None = getattr(self.config, "workeroutput", None)
-        if workeroutput is not None:
-            workeroutput[WORKEROUTPUT_KEY] = counts
-        report = self.config.pluginmanager.get_plugin("export-harness-shard-report")
-        if isinstance(report, ShardReport):
-            report.counts = counts
-
-
-class ShardReport:
-    """On the controller (or a plain run): the header line, and exit 0 for an empty shard."""
-
-    def __init__(self, shard: Shard, durations_path: Path, known: int) -> None:
-        self.shard = shard
-        self.durations_path = durations_path
-        self.known = known
-        self.counts: tuple[int, int] | None = None
-
-    def pytest_report_header(self, config: pytest.Config) -> str:
-        stored = f"{self.known} stored durations" if self.known else "no stored durations (tests count equal)"
-        path = self.durations_path
-        shown = path.relative_to(config.rootpath) if path.is_relative_to(config.rootpath) else path
-        return f"export shard: {self.shard} ({self.shard.source}), {ALGORITHM} over {shown}: {stored}"
-
-    @property
-    def empty(self) -> bool:
-        return self.counts is not None and self.counts[0] > 0 and self.counts[1] == 0
-
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        # pytest exits 5 (NO_TESTS_COLLECTED) when nothing runs. For a shard that got none of
-        # the selected tests that is expected, not an error; an empty selection stays 5.
-        if self.empty and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
-            session.exitstatus = pytest.ExitCode.OK
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.empty and self.counts is not None:
-            terminalreporter.write_line(
-                f"export shard {self.shard}: empty (all {self.counts[0]} selected tests are in other shards); exit 0"
-            )
-
-
-class ShardXdistHooks:
-    """Hand the shard to each worker, and collect the workers' counts on the controller."""
-
-    def __init__(self, shard: Shard, durations_path: str) -> None:
-        self.shard = shard
-        self.durations_path = durations_path
-
-    def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[WORKERINPUT_KEY] = {
-            "index": self.shard.index,
-            "count": self.shard.count,
-            "durations_path": self.durations_path,
-        }
-
-    def pytest_testnodedown(self, node: Any) -> None:
-        counts = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
-        report = node.config.pluginmanager.get_plugin("export-harness-shard-report")
-        if counts is not None and isinstance(report, ShardReport):
-            report.counts = (int(counts[0]), int(counts[1]))
+if __name__ == "__main__":
+    raise SystemExit(main())

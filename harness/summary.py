@@ -6,8 +6,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-FIRST_EXPORT = "export"
-"""The stage recorded when torch's own export raised before the wrapper's stages ran."""
+from harness.errors import EXPORT_STAGE
 
 
 @dataclass
@@ -26,8 +25,8 @@ class ProgramTally:
 
     def line(self, wrapper: str, verb: str) -> str:
         """``export wrapper serdes_strict: 412 programs round-tripped, 3 failed (deserialize: 3)``."""
-        export_errors = self.broken.get(FIRST_EXPORT, 0)
-        stage_failures = {s: n for s, n in sorted(self.broken.items()) if s != FIRST_EXPORT}
+        export_errors = self.broken.get(EXPORT_STAGE, 0)
+        stage_failures = {s: n for s, n in sorted(self.broken.items()) if s != EXPORT_STAGE}
         failed = sum(stage_failures.values())
         text = f"export wrapper {wrapper}: {self.transformed} programs {verb}, {failed} failed"
         if stage_failures:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import io
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,22 +25,15 @@ if TYPE_CHECKING:
 ExportFn = Callable[..., "ExportedProgram"]
 """The signature of ``torch.export.export``: (mod, args, kwargs=None, **options)."""
 
-Recorder = Callable[[str | None], None]
-"""Told once per program: ``None`` when every stage passed, else the stage that broke."""
-
-Timer = Callable[[tuple[float, float]], None]
-"""Told once per transformed program: (seconds of the first export, seconds of the whole wrapper call)."""
-
-Observer = Callable[["WrapperCall", "ExportedProgram"], None]
-"""Told of each call's first program, as torch returned it, before any stage transforms it (golden artifacts)."""
-
 
 @dataclass
 class WrapperCall:
-    """One call of a wrapper: what the test passed, the original export, and stage bookkeeping.
+    """One call of a wrapper: what the test passed, the export to call, and stage naming.
 
     Transforms receive this object so that they never see (or call) the patched
     ``torch.export.export``, and so that every stage error is named the same way.
+    ``original_export`` is torch's export as the patch hands it over (the patch times it
+    and shows the first program to observers; see :mod:`harness.patching`).
     """
 
     wrapper: str
@@ -50,20 +42,10 @@ class WrapperCall:
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any] | None
     options: dict[str, Any] = field(default_factory=dict)
-    export_seconds: list[float] = field(default_factory=list)
-    """Wall time of each :meth:`export`; shared by the copies ``dataclasses.replace`` makes."""
-    observer: Observer | None = None
-    """Shown the program of the first :meth:`export` (see :data:`Observer`)."""
 
     def export(self, **overrides: Any) -> ExportedProgram:
         """Run the original export with the caller's arguments; errors pass through unchanged."""
-        first = not self.export_seconds
-        start = time.perf_counter()
-        program = self.original_export(self.mod, self.args, self.kwargs, **{**self.options, **overrides})
-        self.export_seconds.append(time.perf_counter() - start)
-        if first and self.observer is not None:
-            self.observer(self, program)
-        return program
+        return self.original_export(self.mod, self.args, self.kwargs, **{**self.options, **overrides})
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -97,46 +79,6 @@ class Wrapper:
     tags: tuple[str, ...] = ()
     pytorch_xfail_attr: str | None = None
     pytorch_suffix: str | None = None
-
-    def bind(
-        self,
-        original_export: ExportFn,
-        record: Recorder,
-        timer: Timer | None = None,
-        observer: Observer | None = None,
-    ) -> ExportFn:
-        """Make the drop-in for ``torch.export.export`` that the patch installs (:data:`Timer`, :data:`Observer`)."""
-        wrapper = self
-
-        def export(
-            mod: Module,
-            args: tuple[Any, ...],
-            kwargs: Mapping[str, Any] | None = None,
-            **options: Any,
-        ) -> ExportedProgram:
-            call = WrapperCall(wrapper.name, original_export, mod, args, kwargs, options, observer=observer)
-            start = time.perf_counter()
-            try:
-                program = wrapper.transform(call)
-            except ExportWrapperError as exc:
-                record(exc.stage)
-                raise
-            except Exception:
-                # The first export itself raised: let the caller see torch's own
-                # exception type (export-error tests depend on it), but count it.
-                record("export")
-                raise
-            record(None)
-            if timer is not None and call.export_seconds:
-                timer((call.export_seconds[0], time.perf_counter() - start))
-            return program
-
-        export.__wrapped__ = original_export  # type: ignore[attr-defined]
-        export.__export_wrapper__ = self  # type: ignore[attr-defined]
-        export.__name__ = "export"
-        export.__qualname__ = f"export[{self.name}]"
-        export.__doc__ = f"torch.export.export under the {self.name!r} wrapper: {self.description}"
-        return export
 
 
 Stage = Callable[[WrapperCall, "ExportedProgram"], "ExportedProgram"]

@@ -7,8 +7,7 @@ import json
 import pytest
 
 from harness.errors import UnknownWrapperError
-from harness.matrix import is_matrix, resolve_wrappers, split_nodeid
-from harness.selection import Selection
+from harness.registry import is_matrix, parse_wrappers, split_matrix_id
 from harness.wrappers import BUILTIN_WRAPPERS
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -31,18 +30,18 @@ def test_is_matrix(value: str, expected: bool) -> None:
 
 
 def test_resolve_all_is_every_wrapper_in_registry_order() -> None:
-    assert [w.name for w in resolve_wrappers(Selection("all", "test"))] == ALL_NAMES
+    assert [w.name for w in parse_wrappers("all", "test")] == ALL_NAMES
 
 
 def test_resolve_list_keeps_order_and_drops_duplicates_and_blanks() -> None:
-    wrappers = resolve_wrappers(Selection("cpp_serdes, strict,,cpp_serdes", "test"))
+    wrappers = parse_wrappers("cpp_serdes, strict,,cpp_serdes", "test")
     assert [w.name for w in wrappers] == ["cpp_serdes", "strict"]
-    assert [w.name for w in resolve_wrappers(Selection("strict", "test"))] == ["strict"]
+    assert [w.name for w in parse_wrappers("strict", "test")] == ["strict"]
 
 
 def test_resolve_unknown_name_in_list_names_it_and_lists_valid_names() -> None:
     with pytest.raises(UnknownWrapperError, match=r"unknown export wrapper 'nope' \(from the cli\); valid names: "):
-        resolve_wrappers(Selection("strict,nope", "the cli"))
+        parse_wrappers("strict,nope", "the cli")
 
 
 @pytest.mark.parametrize(
@@ -57,8 +56,8 @@ def test_resolve_unknown_name_in_list_names_it_and_lists_valid_names() -> None:
         ("a.py::test_x", ("a.py::test_x", None)),
     ],
 )
-def test_split_nodeid(nodeid: str, expected: tuple[str, str | None]) -> None:
-    assert split_nodeid(nodeid, ALL_NAMES) == expected
+def test_split_matrix_id(nodeid: str, expected: tuple[str, str | None]) -> None:
+    assert split_matrix_id(nodeid, ALL_NAMES) == expected
 
 
 MATRIX_SUITE = """
@@ -94,7 +93,8 @@ MATRIX_SUITE = """
 def test_matrix_runs_each_test_once_per_wrapper(tester: pytest.Pytester, workers: list[str]) -> None:
     tester.makepyfile(test_suite=MATRIX_SUITE)
     result = tester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-rA", "--export-wrapper", "serdes_strict,cpp_serdes", *workers
+        "-p", "no:cacheprovider", "-rA", "--export-wrapper", "serdes_strict,cpp_serdes", "--results-dir", "results",
+        *workers,
     )
     # 5 tests x 2 wrappers; one expected failure per wrapper, each from its own mark.
     result.assert_outcomes(passed=8, xfailed=2)
@@ -113,7 +113,8 @@ def test_matrix_runs_each_test_once_per_wrapper(tester: pytest.Pytester, workers
             "export wrapper cpp_serdes: 3 programs round-tripped, 0 failed",
         ]
     )
-    document = json.loads((tester.path / "results" / "matrix.json").read_text())
+    (path,) = (tester.path / "results").glob("matrix*.json")
+    document = json.loads(path.read_text())
     assert document["run"] == "matrix"
     assert document["wrappers"] == ["serdes_strict", "cpp_serdes"]
     outcomes = {(r["test"], r["wrapper"]): r["outcome"] for r in document["tests"]}

@@ -66,14 +66,6 @@ def test_corrupt_durations_file_names_the_file(tmp_path: Path, text: str) -> Non
         load_durations(path)
 
 
-def test_nox_durations_session_writes_where_the_plugin_reads() -> None:
-    import noxfile
-
-    root = Path(noxfile.__file__).parent
-    assert root / sharding.DURATIONS_DIR == noxfile.DURATIONS_DIR
-    assert sharding.durations_file(root, "cpp_serdes") == root / "durations" / "cpp_serdes.json"
-
-
 # -- complete and disjoint: a property of pytest-split's algorithm, which --shard runs -------------------------
 
 
@@ -135,7 +127,7 @@ def test_least_duration_shards_are_complete_and_disjoint(suite: tuple[list[str],
 @settings(max_examples=200, deadline=None)
 @given(suites())
 def test_split_helper_matches_and_balances(suite: tuple[list[str], dict[str, float], int]) -> None:
-    """``sharding.split`` (used by tools/shard_imbalance.py) is the same partition, within the greedy bound."""
+    """``sharding.split`` (used by `python -m harness.sharding`) is the same partition, within the greedy bound."""
     ids, durations, count = suite
     shards = sharding.split(ids, durations, count)
     assert sorted(i for shard in shards for i in shard) == sorted(ids)
@@ -294,3 +286,16 @@ def test_store_durations_under_xdist_writes_every_test_once(tester: pytest.Pytes
     result.assert_outcomes(passed=4)
     stored: dict[str, Any] = json.loads((tester.path / "durations" / "strict.json").read_text())
     assert sorted(stored) == [f"test_{n}.py::test_{t}" for n in "pq" for t in "ab"]
+
+
+# -- the balance table: python -m harness.sharding ---------------------------------------------------------------
+
+
+def test_balance_table_and_goal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "strict.json").write_text(json.dumps({f"t.py::test_{i}": float(i % 3 + 1) for i in range(12)}))
+    assert sharding.main(["--durations-dir", str(tmp_path), "--shards", "2", "--goal", "1.5"]) == 0
+    out = capsys.readouterr().out
+    assert "| `strict` | 12 | 24.0 | 3.0 | 1.000 (12.0 s) |" in out
+    assert "goal <= 1.50: met" in out
+    assert sharding.main(["missing", "--durations-dir", str(tmp_path)]) == 2
+    assert "no durations in" in capsys.readouterr().err

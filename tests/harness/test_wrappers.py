@@ -12,6 +12,7 @@ import torch.export
 from torch.utils import _pytree as pytree
 
 from harness.errors import ExportWrapperError
+from harness.patching import bind
 from harness.wrappers import BUILTIN_WRAPPERS, Wrapper, positional_dynamic_shapes
 
 WRAPPERS = {w.name: w for w in BUILTIN_WRAPPERS}
@@ -30,7 +31,7 @@ class Counter(torch.nn.Module):
 
 def _bind(wrapper: Wrapper) -> tuple[Any, list[str | None]]:
     outcomes: list[str | None] = []
-    return wrapper.bind(torch.export.export, outcomes.append), outcomes
+    return bind(wrapper, torch.export.export, outcomes.append), outcomes
 
 
 @pytest.mark.parametrize("name", list(WRAPPERS))
@@ -76,8 +77,8 @@ def test_strict_default_and_caller_override(name: str, strict: bool, monkeypatch
         return torch.export.export(mod, args, kwargs, **options)
 
     wrapper = WRAPPERS[name]
-    wrapper.bind(spy, lambda _: None)(Counter(), (torch.randn(2, 4),))
-    wrapper.bind(spy, lambda _: None)(Counter(), (torch.randn(2, 4),), strict=False)
+    bind(wrapper, spy, lambda _: None)(Counter(), (torch.randn(2, 4),))
+    bind(wrapper, spy, lambda _: None)(Counter(), (torch.randn(2, 4),), strict=False)
     assert seen == [strict, False]
 
 
@@ -90,7 +91,7 @@ def test_strictness_tag_says_what_the_first_export_does(name: str) -> None:
         raise RuntimeError("stop after the first export")
 
     with pytest.raises(RuntimeError):
-        WRAPPERS[name].bind(spy, lambda _: None)(Counter(), (torch.randn(2, 4),))
+        bind(WRAPPERS[name], spy, lambda _: None)(Counter(), (torch.randn(2, 4),))
     assert seen == ["strict" in WRAPPERS[name].tags]
 
 
@@ -115,7 +116,7 @@ def test_config_wrappers_patch_during_export_and_restore_after(
         raise RuntimeError("export failed")
 
     with pytest.raises(RuntimeError, match="export failed"):
-        WRAPPERS[name].bind(spy, lambda _: None)(Counter(), (torch.randn(2, 4),))
+        bind(WRAPPERS[name], spy, lambda _: None)(Counter(), (torch.randn(2, 4),))
     assert seen == [settings]
     assert {key: getattr(config, key) for key in settings} == before
 
@@ -129,7 +130,7 @@ def test_config_wrapper_names_a_missing_setting() -> None:
         under_config(as_called(_unchanged), "torch._export.config", no_such_setting=True),
     )
     with pytest.raises(ExportWrapperError) as info:
-        wrapper.bind(torch.export.export, lambda _: None)(Counter(), (torch.randn(2, 4),))
+        bind(wrapper, torch.export.export, lambda _: None)(Counter(), (torch.randn(2, 4),))
     assert info.value.stage == "configure" and "no_such_setting" in str(info.value.__cause__)
 
 
@@ -200,7 +201,7 @@ def test_first_export_errors_pass_through_unchanged() -> None:
 @pytest.mark.parametrize("name", ["strict", "retrace_non_strict"])
 def test_timer_gets_first_export_and_whole_call_seconds_of_transformed_programs(name: str) -> None:
     timings: list[tuple[float, float]] = []
-    export = WRAPPERS[name].bind(torch.export.export, lambda _: None, timings.append)
+    export = bind(WRAPPERS[name], torch.export.export, lambda _: None, timings.append)
     export(Counter(), (torch.randn(2, 4),))
     with pytest.raises(Exception):  # noqa: B017 (torch's own error type; a failed program is not timed)
         export(Counter(), (torch.randn(2, 5),))

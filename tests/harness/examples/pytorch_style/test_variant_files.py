@@ -12,11 +12,12 @@ from unittest import mock
 import test_style_suite as suite
 import torch
 
+from harness.patching import bind
 from harness.wrappers import BUILTIN_WRAPPERS
 
 
 def _variant_method(fn, wrapper):
-    wrapped_export = wrapper.bind(torch.export.export, lambda stage: None)
+    wrapped_export = bind(wrapper, torch.export.export, lambda stage: None)
 
     @functools.wraps(fn)
     def run(self):
