@@ -1,51 +1,49 @@
-"""Results files: one record per test and wrapper, written by the process that sees every report.
+"""Results files: the record, the one writer, the one loader and the merge. Imports neither pytest nor torch.
 
-Workers know the exception, so they attach the broken stage and the first line of the cause
-to each report (``annotate``); the attributes cross xdist with the report. The controller
-(or the only process without xdist) folds the setup, call and teardown reports of each
-test into one :class:`Record` and writes the file at session finish, so a crashed worker
-(reported by xdist as a failure in the controller) still leaves a complete file.
+Everything that reads or writes a results file goes through this module: the pytest recorder
+(``harness/recording.py``), the report (``harness/report/``) and its ``--write-baseline``, the bench
+(``tools/bench.py``) and the OpInfo probe (``tests/ops/probe_opinfo.py``).
 
-A results file is JSON::
+A results file is JSON, version 2::
 
-    {"format": "torch-export-harness-results", "version": 1, "run": "matrix", "wrappers": [...],
-     "torch": "2.13.0", "harness": "0.1.0", "created": "...", "shard": "1/4" | null, "exitstatus": 0,
-     "args": [...], "collection_errors": [{"node": ..., "cause": ...}],
+    {"format": "torch-export-harness-results", "version": 2, "run": "matrix", "wrappers": [...],
+     "torch": "2.13.0", "harness": "0.1.0", "python": "3.11.7", "created": "2026-11-23T15:22:27.123+00:00",
+     "shard": "1/4" | null, "exitstatus": 0, "args": [...],
+     "selection": {"paths": ["tests/export"], "keyword": "dynamic" | null, "markexpr": "quick" | null,
+                   "deselect": [...], "other": ["--lf"], "selected": 85, "key": "3f9a2c1b0d"} | null,
+     "collection_errors": [{"node": ..., "cause": ...}],
      "tests": [{"test": "tests/export/a.py::test_x", "wrapper": "serdes_strict", "outcome": "failed",
                 "stage": "deserialize", "cause": "KeyError: 'foo'", "duration": 0.12,
                 "timings": [[0.05, 0.09], ...]}, ...]}
 
 ``timings`` holds, per program the wrapper transformed, the seconds of its first export and of the whole
-wrapper call (``tools/bench.py`` turns them into each wrapper's cost over plain export).
+wrapper call (``tools/bench.py`` turns them into each wrapper's cost over plain export). ``selection`` says
+what the run selected; its ``key`` digests the paths, ``-k``, ``-m``, ``--deselect`` and the other
+selection-changing options, not the shard and not the wrappers, so the shards of one run and the
+per-wrapper sessions over the same tests share a key and an unrelated ``-k`` run does not. ``null`` means
+unknown: a version-1 file (read as such) or a merge of several selections.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import shlex
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from harness.errors import ExportWrapperError
-from harness.matrix import MATRIX_NAME, split_nodeid
-from harness.summary import FIRST_EXPORT
+from harness.errors import EXPORT_STAGE as EXPORT_STAGE  # a stage records hold (re-exported)
 
 FORMAT = "torch-export-harness-results"
-VERSION = 1
-STAGE_ATTR = "export_stage"
-CAUSE_ATTR = "export_cause"
-TIMINGS_ATTR = "export_wrapper_timings"
-RESULTS_DIR = "results"
-MAX_CAUSE = 500
-"""Characters of a cause's first line that are kept."""
+VERSION = 2
+"""The version this harness writes; it reads every version up to it (1: no selection, no python)."""
 
 OUTCOMES = ("passed", "failed", "error", "crashed", "xfailed", "xpassed", "skipped")
 """Every outcome a record can have, in report order."""
@@ -55,6 +53,13 @@ BROKEN = frozenset({"failed", "error", "crashed"})
 TEST_STAGE = "test"
 """The stage of a failure outside export and the wrapper: the test's own assertion on the program."""
 CRASH_STAGE = "crash"
+"""The stage of a test whose worker died under it."""
+KEY_LENGTH = 10
+"""Hex digits of the selection key (40 bits: no two selections of one project collide in practice)."""
+
+
+class ResultsError(Exception):
+    """A results file that is missing, unreadable or not a results file; the message starts with its path."""
 
 
 @dataclass
@@ -70,105 +75,334 @@ class Record:
     timings: list[list[float]] = field(default_factory=list)
     """[first export, whole wrapper call] seconds per transformed program."""
 
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.test, self.wrapper
 
-def first_line(text: str) -> str:
-    """The first non-blank line of ``text``, stripped and cut to ``MAX_CAUSE`` characters."""
-    for line in text.splitlines():
-        if line.strip():
-            line = line.strip()
-            return line if len(line) <= MAX_CAUSE else line[: MAX_CAUSE - 1] + "…"
-    return ""
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "test": self.test,
+            "wrapper": self.wrapper,
+            "outcome": self.outcome,
+            "stage": self.stage,
+            "cause": self.cause,
+            "duration": self.duration,
+            "timings": [list(pair) for pair in self.timings],
+        }
 
 
-def describe(exc: BaseException, programs: Iterable[str | None], when: str) -> tuple[str, str]:
-    """``(stage, cause)`` of a failure: the wrapper's stage if one broke, else ``export`` or ``test``.
+@dataclass(frozen=True)
+class RunSelection:
+    """What a run selected. ``key`` digests everything but ``selected`` (the count it led to)."""
 
-    ``programs`` are what the patch recorded during the phase (a stage name per broken program).
+    paths: tuple[str, ...] = ()
+    """The test path arguments (``tests/export``, ``a.py::test_x``), relative to the rootdir, sorted."""
+    keyword: str | None = None
+    markexpr: str | None = None
+    deselect: tuple[str, ...] = ()
+    other: tuple[str, ...] = ()
+    """Any other option that changes which tests run, as on the command line (``--lf``, ``--ignore=x``)."""
+    selected: int | None = None
+    """How many tests (test x wrapper items) the run selected; ``None`` when not known."""
+
+    @property
+    def key(self) -> str:
+        """A short digest of the selection, stable across runs, machines and Python versions."""
+        criteria = [
+            sorted(self.paths), self.keyword or "", self.markexpr or "", sorted(self.deselect), sorted(self.other)
+        ]
+        digest = hashlib.sha256(json.dumps(criteria, separators=(",", ":")).encode("utf-8")).hexdigest()
+        return digest[:KEY_LENGTH]
+
+    def describe(self) -> str:
+        """As a command line would say it: ``tests/export -m quick -k 'dynamic and not slow'``."""
+        parts = [shlex.quote(p) for p in self.paths] or ["(the configured test paths)"]
+        if self.keyword:
+            parts += ["-k", shlex.quote(self.keyword)]
+        if self.markexpr:
+            parts += ["-m", shlex.quote(self.markexpr)]
+        parts += [f"--deselect {shlex.quote(d)}" for d in self.deselect]
+        parts += [shlex.quote(o) for o in self.other]
+        return " ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "paths": list(self.paths),
+            "keyword": self.keyword,
+            "markexpr": self.markexpr,
+            "deselect": list(self.deselect),
+            "other": list(self.other),
+            "selected": self.selected,
+            "key": self.key,
+        }
+
+    @classmethod
+    def from_json(cls, value: Any, source: str) -> RunSelection:
+        """Read a ``selection`` object; the key is recomputed (a stored key that disagrees is an error)."""
+        if not isinstance(value, dict):
+            raise ResultsError(f"{source}: \"selection\" is not an object or null: {value!r:.200}")
+
+        def strings(name: str) -> tuple[str, ...]:
+            items = value.get(name, [])
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise ResultsError(f"{source}: selection.{name} is not a list of strings: {items!r:.200}")
+            return tuple(items)
+
+        def text(name: str) -> str | None:
+            item = value.get(name)
+            if item is not None and not isinstance(item, str):
+                raise ResultsError(f"{source}: selection.{name} is not a string or null: {item!r:.200}")
+            return item or None
+
+        selected = value.get("selected")
+        if selected is not None and (not isinstance(selected, int) or isinstance(selected, bool)):
+            raise ResultsError(f"{source}: selection.selected is not a number of tests: {selected!r:.200}")
+        selection = cls(
+            strings("paths"), text("keyword"), text("markexpr"), strings("deselect"), strings("other"), selected
+        )
+        stored = value.get("key")
+        if stored is not None and stored != selection.key:
+            raise ResultsError(
+                f"{source}: selection.key {stored!r} does not match its selection (key {selection.key!r}); "
+                "the file was edited by hand or written by another tool"
+            )
+        return selection
+
+
+@dataclass
+class RunFile:
+    """One results file: what the run was (the header) and its records."""
+
+    run: str
+    wrappers: list[str]
+    records: list[Record] = field(default_factory=list)
+    selection: RunSelection | None = None
+    """``None``: unknown (a version-1 file, or a merge of several selections)."""
+    shard: str | None = None
+    """``"i/n"`` when the run was shard i of n."""
+    exitstatus: int | None = None
+    args: list[str] = field(default_factory=list)
+    collection_errors: list[dict[str, str]] = field(default_factory=list)
+    created: str = ""
+    torch: str = "?"
+    harness: str = "?"
+    python: str = "?"
+    merged_from: list[str] | None = None
+    """The files a merged results file (``--write-baseline``) was made from."""
+    version: int = VERSION
+    path: str | None = None
+    """Where it was loaded from (not stored in the file)."""
+
+    @property
+    def selection_key(self) -> str | None:
+        return None if self.selection is None else self.selection.key
+
+    @property
+    def name(self) -> str:
+        """The path it was loaded from, or ``<run>`` for one made in memory."""
+        return self.path or f"<{self.run}>"
+
+    @property
+    def created_at(self) -> datetime:
+        """``created`` as an aware datetime (UTC if it gives no zone); the oldest possible if unreadable."""
+        try:
+            moment = datetime.fromisoformat(self.created)
+        except ValueError:
+            return datetime.min.replace(tzinfo=UTC)
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
+            "run": self.run,
+            "wrappers": list(self.wrappers),
+            "torch": self.torch,
+            "harness": self.harness,
+            "python": self.python,
+            "created": self.created,
+            "shard": self.shard,
+            "exitstatus": self.exitstatus,
+            "args": list(self.args),
+            "selection": None if self.selection is None else self.selection.to_json(),
+        }
+        if self.merged_from is not None:
+            document["merged_from"] = list(self.merged_from)
+        document["collection_errors"] = list(self.collection_errors)
+        document["tests"] = [record.to_json() for record in self.records]
+        return document
+
+    @classmethod
+    def from_json(cls, document: Any, source: str) -> RunFile:
+        """Check and read a parsed results document; every problem is a :class:`ResultsError` naming ``source``."""
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            raise ResultsError(f"{source}: not a results file (no \"format\": \"{FORMAT}\")")
+        version = document.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION:
+            raise ResultsError(f"{source}: results format version {version!r}; this harness reads 1 to {VERSION}")
+        tests = document.get("tests")
+        if not isinstance(tests, list):
+            raise ResultsError(f"{source}: \"tests\" is missing or not a list")
+        records = [_record(entry, index, source) for index, entry in enumerate(tests)]
+        raw_selection = document.get("selection")
+        selection = None if raw_selection is None else RunSelection.from_json(raw_selection, source)
+        exitstatus = document.get("exitstatus")
+        merged_from = document.get("merged_from")
+        for name in ("wrappers", "args", "collection_errors"):
+            if not isinstance(document.get(name, []), list):
+                raise ResultsError(f"{source}: \"{name}\" is not a list")
+        return cls(
+            run=str(document.get("run", "?")),
+            wrappers=[str(w) for w in document.get("wrappers", [])],
+            records=records,
+            selection=selection,
+            shard=document.get("shard") if isinstance(document.get("shard"), str) else None,
+            exitstatus=exitstatus if isinstance(exitstatus, int) and not isinstance(exitstatus, bool) else None,
+            args=[str(a) for a in document.get("args", [])],
+            collection_errors=[
+                {str(k): str(v) for k, v in e.items()} for e in document.get("collection_errors", [])
+                if isinstance(e, dict)
+            ],
+            created=str(document.get("created", "")),
+            torch=str(document.get("torch", "?")),
+            harness=str(document.get("harness", "?")),
+            python=str(document.get("python", "?")),
+            merged_from=[str(p) for p in merged_from] if isinstance(merged_from, list) else None,
+            version=version,
+            path=source,
+        )
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _record(entry: Any, index: int, source: str) -> Record:
+    if not (
+        isinstance(entry, dict)
+        and isinstance(entry.get("test"), str)
+        and isinstance(entry.get("wrapper"), str)
+        and entry.get("outcome") in OUTCOMES
+    ):
+        raise ResultsError(f"{source}: tests[{index}] is not a record with test, wrapper and a known outcome: "
+                           f"{entry!r:.200}")
+    timings = entry.get("timings", [])
+    pairs = []
+    for pair in timings if isinstance(timings, list) else [None]:
+        numbers = [_number(v) for v in pair] if isinstance(pair, list) else []
+        if len(numbers) != 2 or None in numbers:
+            raise ResultsError(f"{source}: tests[{index}].timings holds {pair!r:.100}, not [first export, call] "
+                               "seconds")
+        pairs.append([float(n) for n in numbers if n is not None])
+    stage, cause = entry.get("stage"), entry.get("cause")
+    return Record(
+        test=entry["test"],
+        wrapper=entry["wrapper"],
+        outcome=entry["outcome"],
+        stage=stage if isinstance(stage, str) else None,
+        cause=cause if isinstance(cause, str) else None,
+        duration=_number(entry.get("duration")) or 0.0,
+        timings=pairs,
+    )
+
+
+def load(path: Path) -> RunFile:
+    """Read and check one results file (any version up to :data:`VERSION`; timings kept).
+
+    Every problem is a :class:`ResultsError` whose message starts with the path.
     """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ExportWrapperError):
-            cause = current.__cause__ or current
-            return current.stage, first_line(f"{type(cause).__name__}: {cause}")
-        current = current.__cause__ or current.__context__
-    cause_line = first_line(f"{type(exc).__name__}: {exc}")
-    if FIRST_EXPORT in programs:
-        return FIRST_EXPORT, cause_line
-    return (TEST_STAGE if when == "call" else when), cause_line
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsError(f"{source}: no such results file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{source}: cannot read: {exc}") from exc
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{source}: not valid JSON ({exc}); a corrupt or truncated results file") from exc
+    return RunFile.from_json(document, source)
 
 
-def annotate(report: pytest.TestReport, call: pytest.CallInfo[None], programs: Sequence[str | None]) -> None:
-    """Attach the stage and cause of a failing (or expectedly failing) phase to its report (worker side)."""
-    excinfo = call.excinfo
-    if excinfo is None or isinstance(excinfo.value, pytest.skip.Exception):
-        return
-    stage, cause = describe(excinfo.value, programs, call.when)
-    setattr(report, STAGE_ATTR, stage)
-    setattr(report, CAUSE_ATTR, cause)
+def write(path: Path, run: RunFile) -> None:
+    """Write ``run`` to ``path`` atomically (a reader never sees half a file), as the current version."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(json.dumps(run.to_json(), indent=1) + "\n", encoding="utf-8")
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
-def _longrepr_line(report: pytest.TestReport) -> str:
-    longrepr = report.longrepr
-    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, lineno, reason)
-        return first_line(str(longrepr[2]).removeprefix("Skipped: "))
-    return first_line(str(longrepr or ""))
+def now() -> str:
+    """The ``created`` stamp of a file written now (UTC, milliseconds: files of one second still order)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class Collector:
-    """Folds the phase reports of each test into one record per (test, wrapper)."""
+@dataclass
+class Merged:
+    """The records of several results files, by (test, wrapper); where two files hold one, the newer wins."""
 
-    def __init__(self, wrappers: Sequence[str], matrix: bool) -> None:
-        self.wrappers = list(wrappers)
-        self.matrix = matrix
-        self.records: dict[tuple[str, str], Record] = {}
-        self.collection_errors: list[dict[str, str]] = []
+    records: dict[tuple[str, str], Record] = field(default_factory=dict)
+    files: list[RunFile] = field(default_factory=list)
+    """Oldest first (the order they were applied in)."""
+    collection_errors: list[dict[str, str]] = field(default_factory=list)
+    superseded: int = 0
+    """Records replaced by a newer file's record of the same test and wrapper."""
 
-    def add(self, report: pytest.TestReport) -> None:
-        # A single wrapper's ids are the tests' own (a test may be parametrized by wrapper names).
-        test, wrapper = split_nodeid(report.nodeid, self.wrappers) if self.matrix else (report.nodeid, None)
-        wrapper = wrapper or (self.wrappers[0] if len(self.wrappers) == 1 else "?")
-        record = self.records.setdefault((test, wrapper), Record(test, wrapper))
-        record.duration += float(getattr(report, "duration", 0.0) or 0.0)
-        record.timings.extend([round(first, 6), round(total, 6)] for first, total in getattr(report, TIMINGS_ATTR, ()))
-        outcome = self._outcome(report)
-        if outcome is None:
-            return
-        if report.when == "teardown" and record.outcome in BROKEN:
-            return  # the first failure is the interesting one
-        record.outcome = outcome
-        if outcome == "passed":
-            return
-        stage = getattr(report, STAGE_ATTR, None)
-        cause = getattr(report, CAUSE_ATTR, None)
-        if outcome == "crashed":
-            stage, cause = CRASH_STAGE, _longrepr_line(report)
-        elif outcome in ("skipped", "xpassed") or cause is None:
-            cause = str(getattr(report, "wasxfail", "") or "") if outcome == "xpassed" else _longrepr_line(report)
-        record.stage, record.cause = stage, cause
+    @property
+    def selections(self) -> dict[str | None, RunSelection | None]:
+        """The selections merged, by key (``None``: unknown), in the order first seen."""
+        return {f.selection_key: f.selection for f in self.files}
 
-    @staticmethod
-    def _outcome(report: pytest.TestReport) -> str | None:
-        """This phase's contribution, or ``None`` when it changes nothing (a passing setup or teardown)."""
-        when = report.when
-        if when not in ("setup", "call", "teardown"):
-            return "crashed"  # xdist's report for the test a dying worker was running ("???")
-        wasxfail = hasattr(report, "wasxfail")
-        if report.passed:
-            if when == "call":
-                return "xpassed" if wasxfail else "passed"
-            return None
-        if report.skipped:
-            return "xfailed" if wasxfail else "skipped"
-        if when == "call":
-            longrepr = str(report.longrepr or "")
-            return "xpassed" if longrepr.startswith("[XPASS(strict)]") else "failed"
-        return "error"
 
-    def add_collect(self, report: pytest.CollectReport) -> None:
-        if report.failed:
-            self.collection_errors.append({"node": report.nodeid, "cause": first_line(str(report.longrepr or ""))})
+def merge(files: Iterable[RunFile]) -> Merged:
+    """All records of ``files``; where two hold the same test and wrapper, the newer file (``created``) wins."""
+    merged = Merged()
+    for run in sorted(files, key=lambda f: (f.created_at, f.name)):
+        merged.files.append(run)
+        merged.collection_errors.extend({**e, "file": run.name} for e in run.collection_errors)
+        for record in run.records:
+            if record.key in merged.records:
+                merged.superseded += 1
+            merged.records[record.key] = record
+    return merged
+
+
+def merged_file(merged: Merged, wrappers: Sequence[str]) -> RunFile:
+    """``merged`` as one results file (``run`` = ``merged``); its selection is the files' if they share one."""
+    here = versions()
+    torch = sorted({f.torch for f in merged.files})
+    selections = merged.selections
+    newest = max(merged.files, key=lambda f: f.created_at, default=None)
+    return RunFile(
+        run="merged",
+        wrappers=list(wrappers),
+        records=[record for _, record in sorted(merged.records.items())],
+        selection=next(iter(selections.values())) if len(selections) == 1 else None,
+        collection_errors=merged.collection_errors,
+        created=newest.created if newest is not None else now(),
+        torch=", ".join(torch) if torch else here["torch"],
+        harness=here["harness"],
+        python=here["python"],
+        merged_from=[f.name for f in merged.files],
+    )
+
+
+def expand_inputs(inputs: Sequence[str | Path], exclude: Iterable[Path] = ()) -> list[Path]:
+    """Files as given, directories as their ``*.json`` files (not hidden ones), minus ``exclude``."""
+    excluded = {Path(p).resolve() for p in exclude}
+    paths: list[Path] = []
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            paths.extend(p for p in sorted(path.glob("*.json")) if not p.name.startswith("."))
+        else:
+            paths.append(path)  # a missing file is reported by load(), naming it
+    return [p for p in dict.fromkeys(paths) if p.resolve() not in excluded]
 
 
 def versions() -> dict[str, str]:
@@ -185,76 +419,32 @@ def versions() -> dict[str, str]:
     return {"torch": str(torch_version), "harness": __version__, "python": platform.python_version()}
 
 
-def shard_of(config: pytest.Config) -> tuple[int, int] | None:
-    """``(i, n)`` when this run is shard i of n: from a ``--shard I/N`` option or pytest-split's options."""
-    shard = config.getoption("export_shard", None)
-    if isinstance(shard, str) and "/" in shard:
-        index, _, count = shard.partition("/")
-        if index.strip().isdigit() and count.strip().isdigit():
-            return int(index), int(count)
-    if isinstance(shard, tuple) and len(shard) == 2 and all(isinstance(v, int) for v in shard):
-        return shard[0], shard[1]
-    splits, group = config.getoption("splits", None), config.getoption("group", None)
-    if isinstance(splits, int) and isinstance(group, int):
-        return group, splits
-    return None
+def file_name(run: str, selection: RunSelection, shard: tuple[int, int] | None) -> str:
+    """The name of a run's file in a results directory: ``<run>-<selection key>[-shard-I-of-N].json``.
 
-
-def default_path(rootpath: Path, run: str, shard: tuple[int, int] | None) -> Path:
-    """``results/<run>.json`` or ``results/<run>-shard-<i>-of-<n>.json`` under the rootdir."""
+    Two runs share a name only when they are the same run (wrapper or matrix), selection and shard, so a
+    rerun replaces its own earlier file and never another selection's or another shard's.
+    """
     suffix = f"-shard-{shard[0]}-of-{shard[1]}" if shard else ""
-    return rootpath / RESULTS_DIR / f"{run}{suffix}.json"
+    return f"{run}-{selection.key}{suffix}.json"
 
 
-def write(path: Path, document: dict[str, Any]) -> None:
-    """Write atomically: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
-    temporary.replace(path)
+def describe_file(run: RunFile) -> str:
+    """One line about a file: ``results/x.json (matrix, shard 1/4, 935 of 935 selected, exit 0, created ...)``."""
+    parts = [run.run]
+    if run.shard:
+        parts.append(f"shard {run.shard}")
+    selected = run.selection.selected if run.selection else None
+    parts.append(f"{len(run.records)} records" + (f" of {selected} selected" if selected is not None else ""))
+    if run.exitstatus is not None:
+        parts.append(f"exit {run.exitstatus}")
+    if run.created:
+        parts.append(f"created {run.created}")
+    return f"{run.name} ({', '.join(parts)})"
 
 
-class ResultsRecorder:
-    """Plugin object of the controller (or the single process): collect, then write the file."""
-
-    def __init__(
-        self, path: Path, run: str, wrappers: Sequence[str], shard: tuple[int, int] | None, args: Sequence[str]
-    ) -> None:
-        self.path = path
-        self.run = run
-        self.wrappers = list(wrappers)
-        self.shard = shard
-        self.args = list(args)
-        self.collector = Collector(wrappers, matrix=run == MATRIX_NAME)
-        self.written = False
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.collector.add(report)
-
-    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        self.collector.add_collect(report)
-
-    def document(self, exitstatus: int) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "version": VERSION,
-            "run": self.run,
-            "wrappers": self.wrappers,
-            **versions(),
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
-            "exitstatus": int(exitstatus),
-            "args": self.args,
-            "collection_errors": self.collector.collection_errors,
-            "tests": [asdict(record) for record in self.collector.records.values()],
-        }
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, exitstatus: int) -> None:
-        write(self.path, self.document(exitstatus))
-        self.written = True
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.written:
-            count = len(self.collector.records)
-            terminalreporter.write_line(f"export results: {count} records written to {self.path}")
+def describe_selection(selection: RunSelection | None) -> str:
+    """``3f9a2c1b0d: tests/export -m quick`` or ``unknown (a version-1 file or a merge)``."""
+    if selection is None:
+        return "unknown (a version-1 file, or a merge of several selections)"
+    return f"{selection.key}: {selection.describe()}"

@@ -45,7 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import golden  # noqa: E402  (needs ROOT on sys.path)
+from harness import golden, results  # noqa: E402  (needs ROOT on sys.path)
 from tools import bench_probe  # noqa: E402
 
 SUITE = "tests/export"
@@ -109,15 +109,13 @@ def quantile(values: Sequence[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
-def wrapper_costs(results: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Per wrapper, from a results document: programs timed; whole call / first export, median and p90;
-    and the median milliseconds the wrapper spends after its first export (its own stages, and under a
-    plain wrapper only the harness's bookkeeping around the call)."""
-    timings: dict[str, list[tuple[float, float]]] = {w: [] for w in results["wrappers"]}
-    for record in results["tests"]:
-        timings.setdefault(record["wrapper"], []).extend(
-            (first, whole) for first, whole in record.get("timings", []) if first > 0
-        )
+def wrapper_costs(run: results.RunFile) -> dict[str, dict[str, float]]:
+    """Per wrapper, from a results file (read by ``harness.results.load``): programs timed; whole call / first
+    export, median and p90; and the median milliseconds the wrapper spends after its first export (its own
+    stages, and under a plain wrapper only the harness's bookkeeping around the call)."""
+    timings: dict[str, list[tuple[float, float]]] = {w: [] for w in run.wrappers}
+    for record in run.records:
+        timings.setdefault(record.wrapper, []).extend((first, whole) for first, whole in record.timings if first > 0)
     costs = {}
     for w, pairs in timings.items():
         if not pairs:
@@ -219,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.python, [*selection, "--export-wrapper", "all", "-n", "2", "--results", str(matrix_file)], None
         )
         print(f"matrix: {seconds:.1f} s (exit {code})", flush=True)
-        costs = wrapper_costs(json.loads(matrix_file.read_text())) if matrix_file.exists() else {}
+        costs = wrapper_costs(results.load(matrix_file)) if matrix_file.exists() else {}
     document = {
         "machine": {
             "cores": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg(),

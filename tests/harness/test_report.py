@@ -1,4 +1,4 @@
-"""Report rendering, merging and the baseline comparison: pure code, no pytest run."""
+"""Report rendering, choosing and merging files by selection, and the baseline comparison: pure code, no pytest run."""
 
 from __future__ import annotations
 
@@ -8,45 +8,50 @@ from typing import Any
 
 import pytest
 
+from harness import results
 from harness.report import (
     MARKDOWN_LIMIT,
-    ReportError,
     compare,
-    expand_inputs,
     failure_groups,
-    load,
     main,
     merge,
     render_html,
     render_markdown,
     to_json,
 )
-from harness.results import FORMAT, VERSION
+from harness.results import Record, ResultsError, RunFile, RunSelection
 from harness.wrappers import BUILTIN_WRAPPERS
 
 ALL_NAMES = [w.name for w in BUILTIN_WRAPPERS]
+SUITE = RunSelection(paths=("tests/export", "tests/ops"))
+QUICK = RunSelection(paths=("tests/export", "tests/ops"), markexpr="quick", selected=4)
+DYNAMIC = RunSelection(paths=("tests/export", "tests/ops"), keyword="dynamic", selected=2)
 
 
 def record(test: str, wrapper: str, outcome: str, stage: str | None = None, cause: str | None = None) -> dict[str, Any]:
     return {"test": test, "wrapper": wrapper, "outcome": outcome, "stage": stage, "cause": cause, "duration": 0.25}
 
 
-def write_results(path: Path, tests: list[dict[str, Any]], created: str = "2026-01-01T00:00:00+00:00") -> Path:
-    document = {
-        "format": FORMAT,
-        "version": VERSION,
-        "run": path.stem,
-        "wrappers": sorted({t["wrapper"] for t in tests}),
-        "torch": "2.13.0",
-        "harness": "0.1.0",
-        "created": created,
-        "shard": None,
-        "exitstatus": 0,
-        "args": [],
-        "collection_errors": [],
-        "tests": tests,
-    }
-    path.write_text(json.dumps(document))
+def write_results(
+    path: Path,
+    tests: list[dict[str, Any]],
+    created: str = "2026-01-01T00:00:00+00:00",
+    selection: RunSelection | None = SUITE,
+    shard: str | None = None,
+) -> Path:
+    """A results file written by the one writer, as a run would leave it."""
+    run = RunFile(
+        run=path.stem.split("-")[0],
+        wrappers=sorted({t["wrapper"] for t in tests}),
+        records=[Record(**t) for t in tests],
+        selection=selection,
+        shard=shard,
+        exitstatus=0,
+        created=created,
+        torch="2.13.0",
+        harness="0.1.0",
+    )
+    results.write(path, run)
     return path
 
 
@@ -76,33 +81,8 @@ def test_merge_newer_file_wins_and_keeps_both_runs(tmp_path: Path) -> None:
     assert merged.wrappers == ["strict", "cpp_serdes"]  # registry order
 
 
-def test_expand_inputs_takes_directories_and_leaves_the_baseline_out(tmp_path: Path) -> None:
-    a = write_results(tmp_path / "a.json", BASELINE)
-    baseline = write_results(tmp_path / "baseline.json", BASELINE)
-    (tmp_path / ".hidden.json.tmp").write_text("{")
-    assert expand_inputs([str(tmp_path)], exclude=[baseline]) == [a]
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("{not json", "not valid JSON"),
-        ("", "not valid JSON"),
-        ('{"format": "something-else"}', "not a results file"),
-        (json.dumps({"format": FORMAT, "version": 99, "tests": []}), "results format version 99"),
-        (json.dumps({"format": FORMAT, "version": 1, "tests": [{"test": "x"}]}), r"tests\[0\] is not a record"),
-    ],
-    ids=["garbage", "empty", "other-format", "newer-version", "bad-record"],
-)
-def test_corrupt_file_is_an_error_naming_it(tmp_path: Path, content: str, message: str) -> None:
-    path = tmp_path / "broken.json"
-    path.write_text(content)
-    with pytest.raises(ReportError, match=f"^{path}: .*{message}"):
-        load(path)
-
-
 def test_missing_file_is_an_error_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(ReportError, match=f"^{tmp_path / 'nope.json'}: no such results file"):
+    with pytest.raises(ResultsError, match=f"^{tmp_path / 'nope.json'}: no such results file"):
         merge([tmp_path / "nope.json"])
 
 
@@ -209,3 +189,122 @@ def test_cli_appends_markdown_to_the_github_step_summary(tmp_path: Path, monkeyp
     write_results(tmp_path / "run.json", CURRENT)
     assert main([str(tmp_path / "run.json"), "--out", str(tmp_path / "out")]) == 0
     assert summary.read_text() == (tmp_path / "out" / "report.md").read_text()
+
+
+# ------------------------------------------------------------------------ which files: grouping by selection
+
+
+def _run_dir(tmp_path: Path) -> Path:
+    """What `nox -s serdes_strict -- -k dynamic`, then `nox -s matrix -- -m quick` (2 shards) leave in results/."""
+    directory = tmp_path / "results"
+    directory.mkdir()
+    write_results(
+        directory / f"serdes_strict-{DYNAMIC.key}.json",
+        [record("t.py::test_dyn", "serdes_strict", "failed", "serialize", "boom")],
+        "2026-01-01T10:00:00+00:00",
+        DYNAMIC,
+    )
+    for shard, test in ((1, "t.py::test_a"), (2, "t.py::test_b")):
+        write_results(
+            directory / f"matrix-{QUICK.key}-shard-{shard}-of-2.json",
+            [record(test, "strict", "passed"), record(test, "serdes_strict", "passed")],
+            f"2026-01-01T11:00:0{shard}+00:00",
+            QUICK,
+            shard=f"{shard}/2",
+        )
+    return directory
+
+
+def test_report_takes_the_newest_selection_and_names_the_files_it_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    directory = _run_dir(tmp_path)
+    out = tmp_path / "reports"
+    assert main([str(directory), "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert f"selection {QUICK.key}: tests/export tests/ops -m quick (the newest results file's selection)" in stdout
+    assert stdout.count("  merged   ") == 2 and "shard 1/2" in stdout and "shard 2/2" in stdout
+    assert f"left out {directory / f'serdes_strict-{DYNAMIC.key}.json'}: selection {DYNAMIC.key}" in stdout
+    document = json.loads((out / "report.json").read_text())
+    assert sorted(test for test, _ in {(t["test"], t["wrapper"]) for t in document["tests"]}) == [
+        "t.py::test_a", "t.py::test_a", "t.py::test_b", "t.py::test_b"
+    ]
+    assert document["selection"]["mixed"] is False
+    assert [s["key"] for s in document["selection"]["selections"]] == [QUICK.key]
+    assert [left["path"] for left in document["left_out"]] == [str(directory / f"serdes_strict-{DYNAMIC.key}.json")]
+    assert all(run["selection"]["key"] == QUICK.key for run in document["runs"])
+    markdown = (out / "report.md").read_text()
+    assert "left out 1 file(s) of other selections" in markdown and f"serdes_strict-{DYNAMIC.key}.json`" in markdown
+    page = (out / "report.html").read_text()
+    assert f"selection {QUICK.key}" in page and f"serdes_strict-{DYNAMIC.key}.json" in page
+
+
+def test_all_selections_merges_everything_and_says_it_mixed_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    directory = _run_dir(tmp_path)
+    out = tmp_path / "reports"
+    assert main([str(directory), "--out", str(out), "--all-selections"]) == 0
+    stdout = capsys.readouterr().out
+    assert "MIXED SELECTIONS (all selections (--all-selections)): 3 files of 2 different selections" in stdout
+    assert "left out" not in stdout
+    document = json.loads((out / "report.json").read_text())
+    assert document["selection"]["mixed"] is True
+    assert {s["key"] for s in document["selection"]["selections"]} == {QUICK.key, DYNAMIC.key}
+    assert len(document["tests"]) == 5
+    assert "**MIXED SELECTIONS" in (out / "report.md").read_text()
+    assert 'id=selection class=mixed' in (out / "report.html").read_text()
+
+
+def test_selection_key_picks_an_older_selection_and_an_unknown_key_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    directory = _run_dir(tmp_path)
+    out = tmp_path / "reports"
+    assert main([str(directory), "--out", str(out), "--selection", DYNAMIC.key]) == 0
+    assert [t["test"] for t in json.loads((out / "report.json").read_text())["tests"]] == ["t.py::test_dyn"]
+    assert "left out 2 file(s)" in capsys.readouterr().out
+    assert main([str(directory), "--out", str(out), "--selection", "0000000000"]) == 2
+    err = capsys.readouterr().err
+    assert "no results file of selection '0000000000'" in err and QUICK.key in err and DYNAMIC.key in err
+
+
+def test_files_named_one_by_one_are_used_as_given_and_a_mix_is_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    directory = _run_dir(tmp_path)
+    named = sorted(str(p) for p in directory.iterdir())
+    assert main([*named, "--out", str(tmp_path / "reports")]) == 0
+    stdout = capsys.readouterr().out
+    assert "MIXED SELECTIONS (the files named): 3 files of 2 different selections" in stdout
+
+
+def test_version_1_files_are_read_and_grouped_as_an_unknown_selection(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    directory = _run_dir(tmp_path)
+    old = {"format": results.FORMAT, "version": 1, "run": "matrix", "created": "2025-01-01T00:00:00+00:00",
+           "tests": [record("t.py::test_old", "strict", "passed")]}
+    (directory / "matrix.json").write_text(json.dumps(old))
+    assert main([str(directory), "--out", str(tmp_path / "reports")]) == 0
+    stdout = capsys.readouterr().out
+    assert f"left out {directory / 'matrix.json'}: selection unknown (a version-1 file" in stdout
+
+
+def test_write_baseline_goes_through_the_results_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    directory = _run_dir(tmp_path)
+    baseline = tmp_path / "baseline.json"
+    assert main([str(directory), "--out", str(tmp_path / "reports"), "--write-baseline", str(baseline)]) == 0
+    written = results.load(baseline)
+    assert (written.version, written.run, written.selection) == (results.VERSION, "merged", QUICK)
+    assert len(written.records) == 4 and len(written.merged_from or []) == 2
+    assert written.created == "2026-01-01T11:00:02+00:00"  # the newest file's
+    assert not list(tmp_path.glob(".baseline.json.*"))  # no temporary left behind

@@ -55,11 +55,24 @@ def _records() -> list[dict[str, Any]]:
     return records
 
 
+QUICK = {"paths": ["t.py"], "markexpr": "quick"}
+DYNAMIC = {"paths": ["t.py"], "keyword": "dynamic"}
+
+
 @pytest.fixture
 def report(tmp_path: Path) -> Path:
-    document = {"format": FORMAT, "version": VERSION, "run": "matrix", "torch": "2.13.0", "tests": _records()}
-    (tmp_path / "matrix.json").write_text(json.dumps(document))
-    assert main([str(tmp_path / "matrix.json"), "--out", str(tmp_path / "reports")]) == 0
+    """A results directory with the run reported (the newest) and an older run of another selection."""
+    results = tmp_path / "results"
+    results.mkdir()
+    document = {
+        "format": FORMAT, "version": VERSION, "run": "matrix", "torch": "2.13.0", "selection": QUICK,
+        "created": "2026-01-02T00:00:00+00:00", "tests": _records(),
+    }
+    (results / "matrix.json").write_text(json.dumps(document))
+    older = {**document, "run": "strict", "selection": DYNAMIC, "created": "2026-01-01T00:00:00+00:00",
+             "tests": [{"test": "t.py::test_dynamic", "wrapper": "strict", "outcome": "failed"}]}
+    (results / "strict-dynamic.json").write_text(json.dumps(older))
+    assert main([str(results), "--out", str(tmp_path / "reports")]) == 0
     return tmp_path / "reports" / "report.html"
 
 
@@ -95,8 +108,8 @@ def test_filters_cause_and_screenshot(page: Page, report: Path, tmp_path: Path) 
     cell.click()
     detail = page.locator("#detail")
     assert detail.is_visible()
-    assert f"cause:    {CAUSE}" in detail.text_content()
-    assert "stage:    serialize" in detail.text_content()
+    assert f"cause:    {CAUSE}" in (detail.text_content() or "")
+    assert "stage:    serialize" in (detail.text_content() or "")
 
     # One wrapper: its column only, rows by its outcome.
     page.select_option("#f-outcome", label="any")
@@ -112,6 +125,13 @@ def test_filters_cause_and_screenshot(page: Page, report: Path, tmp_path: Path) 
     assert visible_tests(page) == ["t.py::test_known", "t.py::test_pair"]
     page.fill("#f-text", "test_sk")
     assert visible_tests(page) == ["t.py::test_skip"]
+
+    # Which files were merged, and the one of another selection left out (folded until asked).
+    assert "-m quick (the newest results file's selection); 1 file(s) merged" in (page.text_content("#selection") or "")
+    assert not page.locator("#files li", has_text="strict-dynamic.json").is_visible()
+    page.click("#files summary")
+    left_out = page.locator("#files li", has_text="strict-dynamic.json")
+    assert left_out.is_visible() and "-k dynamic" in (left_out.text_content() or "")
 
     shot = tmp_path / "report.png"
     page.screenshot(path=str(shot), full_page=True)

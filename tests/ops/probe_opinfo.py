@@ -8,10 +8,12 @@ Usage, from the repository root with the shared environment's python (about 15 m
 
 For each wrapper it runs ``pytest tests/ops/test_opinfo.py -p tests.ops.probe_opinfo -n 0 --export-wrapper W``
 (``--jobs`` of them at once, one pytest process each). Loaded with ``-p``, this module is a pytest plugin: it drops
-the findings' ``xfail_under`` marks, so every case runs bare, and writes each failure (stage, exception type,
-message) as JSON. The main program then names each failure's cause with ``RULES`` (regular expressions over the
-torch message) and writes one ``Finding`` per (cause, stage, exception type, set of wrappers). A failure that no
-rule names gets a cause spelled from its own message; read it and add a rule. Nothing here is tuned per op.
+the findings' ``xfail_under`` marks, so every case runs bare, and writes what a results file does not hold of each
+failure (the exception's dotted type, its root cause's, three lines of message) as JSON beside the run's results file
+(``--results``), which the main program reads through ``harness.results``. The main program then names each
+failure's cause with ``RULES`` (regular expressions over the torch message) and writes one ``Finding`` per (cause,
+stage, exception type, set of wrappers). A failure that no rule names gets a cause spelled from its own message;
+read it and add a rule. Nothing here is tuned per op.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from typing import Any
 
 import pytest
 
-from harness.plugin import MARKER, REPORT_ATTR, SKIP_MARKER
+from harness import results
+from harness.errors import EXPORT_STAGE
+from harness.marks import SKIP, XFAIL
 from harness.registry import available_wrappers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +46,8 @@ OUT_ENV = "OPINFO_PROBE_OUT"
 WRAPPER_ERROR = "harness.errors.ExportWrapperError"
 
 WRAPPERS = tuple(available_wrappers())
+AFTER_THE_WRAPPER = frozenset({results.TEST_STAGE, "setup", "teardown"})
+"""Record stages of a failure that is not the wrapper's: told apart as compare or run by the exception type."""
 STRICT_FIRST_EXPORT = frozenset(name for name, wrapper in available_wrappers().items() if "strict" in wrapper.tags)
 
 
@@ -60,14 +66,15 @@ def _first_lines(exc: BaseException, n: int = 3) -> str:
 
 
 class _Recorder:
+    """The exception details of each failing call, by test id (outcomes and stages are in the results file)."""
+
     def __init__(self) -> None:
         self.errors: dict[str, dict[str, Any]] = {}
-        self.results: dict[str, dict[str, Any]] = {}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
-            item.own_markers = [mark for mark in item.own_markers if mark.name not in (MARKER, SKIP_MARKER)]
+            item.own_markers = [mark for mark in item.own_markers if mark.name not in (XFAIL, SKIP)]
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:
@@ -77,22 +84,12 @@ class _Recorder:
             root = exc.__cause__ if _dotted(type(exc)) == WRAPPER_ERROR and exc.__cause__ is not None else exc
             self.errors[item.nodeid] = {
                 "type": _dotted(type(exc)),
-                "stage": getattr(exc, "stage", None),
                 "root_type": _dotted(type(root)),
                 "message": _first_lines(root),
             }
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call" and report.passed:
-            return
-        entry = self.results.setdefault(report.nodeid, {"outcome": "passed", "programs": []})
-        entry["programs"] += list(getattr(report, REPORT_ATTR, None) or ())
-        if report.failed:
-            entry["outcome"] = "failed" if report.when == "call" else f"error in {report.when}"
-            entry.update(self.errors.get(report.nodeid, {}))
-
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        Path(os.environ[OUT_ENV]).write_text(json.dumps(self.results, indent=1, sort_keys=True))
+        Path(os.environ[OUT_ENV]).write_text(json.dumps(self.errors, indent=1, sort_keys=True))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -219,10 +216,11 @@ class Failure:
 
 
 def _stage(wrapper: str, entry: dict[str, Any]) -> str:
-    if entry.get("stage"):
-        return str(entry["stage"])
-    if "export" in entry["programs"]:
+    stage = entry.get("stage")
+    if stage == EXPORT_STAGE:
         return "export_strict" if wrapper in STRICT_FIRST_EXPORT else "export_non_strict"
+    if stage and stage not in AFTER_THE_WRAPPER:
+        return str(stage)
     return "compare" if entry.get("type") == "builtins.AssertionError" else "run"
 
 
@@ -262,16 +260,35 @@ def _importable(dotted: str) -> bool:
         return False
 
 
+def _raw_files(raw_dir: Path, wrapper: str) -> tuple[Path, Path]:
+    """The run's results file (harness.results format) and this probe's exception details beside it."""
+    return raw_dir / f"{wrapper}.json", raw_dir / f"{wrapper}.errors.json"
+
+
+def read_raw(raw_dir: Path, wrapper: str) -> dict[str, dict[str, Any]]:
+    """One entry per test id: the record's outcome (``passed`` unless it broke) and stage, and the details."""
+    results_file, errors_file = _raw_files(raw_dir, wrapper)
+    run = results.load(results_file)
+    errors: dict[str, dict[str, Any]] = json.loads(errors_file.read_text()) if errors_file.exists() else {}
+    return {
+        record.test: {
+            "outcome": record.outcome if record.outcome in results.BROKEN else "passed",
+            "stage": record.stage,
+            **errors.get(record.test, {}),
+        }
+        for record in run.records
+    }
+
+
 def run_wrapper(wrapper: str, raw_dir: Path) -> dict[str, Any]:
-    out = raw_dir / f"{wrapper}.json"
-    env = {**os.environ, OUT_ENV: str(out)}
+    results_file, errors_file = _raw_files(raw_dir, wrapper)
+    env = {**os.environ, OUT_ENV: str(errors_file)}
     command = [sys.executable, "-m", "pytest", TEST_FILE, "-p", "tests.ops.probe_opinfo", "-n", "0", "-q"]
-    command += ["-p", "no:cacheprovider", "--export-wrapper", wrapper]
+    command += ["-p", "no:cacheprovider", "--export-wrapper", wrapper, "--results", str(results_file)]
     print(f"== {wrapper}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     print("   " + (done.stdout.strip().splitlines() or ["(no output)"])[-1], file=sys.stderr, flush=True)
-    results: dict[str, Any] = json.loads(out.read_text())
-    return results
+    return read_raw(raw_dir, wrapper)
 
 
 def _case_id(nodeid: str) -> str:
@@ -401,9 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     raw: dict[str, dict[str, Any]] = {}
     if options.from_raw is not None:
         for wrapper in WRAPPERS:
-            path = options.from_raw / f"{wrapper}.json"
-            if path.exists():
-                raw[wrapper] = json.loads(path.read_text())
+            if _raw_files(options.from_raw, wrapper)[0].exists():
+                raw[wrapper] = read_raw(options.from_raw, wrapper)
     else:
         raw_dir = options.raw or Path(tempfile.mkdtemp(prefix="opinfo-probe-"))
         raw_dir.mkdir(parents=True, exist_ok=True)
