@@ -34,18 +34,35 @@ class PyTorchCompat:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
         testcase = getattr(item, "instance", None)
-        suffix = self.patch.wrapper.pytorch_suffix
+        wrapper = self.patch.wrapper
+        suffix = wrapper.pytorch_suffix
         if not isinstance(testcase, unittest.TestCase) or not suffix:
             yield
             return
-        name = testcase._testMethodName
+        name, defining = testcase._testMethodName, type(testcase)
         variant_name = name + suffix
         # unittest looks the method up by _testMethodName; the alias keeps skips and
         # expectedFailure working, since they are attributes of the same function.
         setattr(testcase, variant_name, getattr(testcase, name))
         testcase._testMethodName = variant_name
+        # PyTorch runs each test in a generated subclass (SerDesExportTestExport), so a test may
+        # compare self.__class__ with its defining class; the node id stays the defining class's.
+        testcase.__class__ = variant_class(defining, wrapper.pytorch_class_prefix or "", suffix)
         try:
             yield
         finally:
+            testcase.__class__ = defining
             testcase._testMethodName = name
             delattr(testcase, variant_name)
+
+
+_VARIANTS: dict[tuple[type[unittest.TestCase], str, str], type[unittest.TestCase]] = {}
+
+
+def variant_class(defining: type[unittest.TestCase], prefix: str, suffix: str) -> type[unittest.TestCase]:
+    """The subclass a PyTorch variant file would run ``defining``'s tests in, made once per class and variant."""
+    key = (defining, prefix, suffix)
+    if key not in _VARIANTS:
+        name = f"{prefix}{defining.__name__}" if prefix else f"{defining.__name__}{suffix}"
+        _VARIANTS[key] = type(name, (defining,), {"__module__": defining.__module__, "__qualname__": name})
+    return _VARIANTS[key]

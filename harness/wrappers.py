@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import ExportWrapperError
+from harness.errors import ExportWrapperError, stage_error
 
 if TYPE_CHECKING:
     from torch.export import ExportedProgram
@@ -49,13 +49,14 @@ class WrapperCall:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Name the stage in any error raised inside the block, chaining the cause."""
+        """Name the stage in any error raised inside the block, keeping torch's type and chaining the cause."""
+        __tracebackhide__ = True
         try:
             yield
         except ExportWrapperError:
             raise
         except Exception as exc:
-            raise ExportWrapperError(self.wrapper, name, exc) from exc
+            raise stage_error(self.wrapper, name, exc) from exc
 
 
 Transform = Callable[[WrapperCall], "ExportedProgram"]
@@ -69,7 +70,9 @@ class Wrapper:
     ``pytorch_xfail_attr`` is the function attribute PyTorch's in-tree export tests set
     to mark an expected failure under the equivalent variant; ``pytorch_suffix`` is the
     suffix PyTorch's generated wrapper files append to test names for that variant
-    (``--pytorch-compat`` shows it to tests through ``self._testMethodName``).
+    (``--pytorch-compat`` shows it to tests through ``self._testMethodName``), and
+    ``pytorch_class_prefix`` the prefix of the class those files generate for it
+    (``SerDesExport`` + ``TestExport``).
     """
 
     name: str
@@ -79,6 +82,7 @@ class Wrapper:
     tags: tuple[str, ...] = ()
     pytorch_xfail_attr: str | None = None
     pytorch_suffix: str | None = None
+    pytorch_class_prefix: str | None = None
 
 
 Stage = Callable[[WrapperCall, "ExportedProgram"], "ExportedProgram"]
@@ -211,6 +215,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         tags=("non_strict", "plain"),
         pytorch_xfail_attr="_expected_failure_non_strict",
         pytorch_suffix="_nonstrict",
+        pytorch_class_prefix="NonStrictExport",
     ),
     Wrapper(
         "strict",
@@ -219,6 +224,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         tags=("strict", "plain"),
         pytorch_xfail_attr="_expected_failure_strict",
         pytorch_suffix="_strict",
+        pytorch_class_prefix="StrictExport",
     ),
     Wrapper(
         "serdes_strict",
@@ -228,6 +234,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         tags=("strict", "serdes"),
         pytorch_xfail_attr="_expected_failure_serdes",
         pytorch_suffix="_serdes_strict",
+        pytorch_class_prefix="SerDesExport",
     ),
     Wrapper(
         "serdes_non_strict",
@@ -237,6 +244,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         tags=("non_strict", "serdes"),
         pytorch_xfail_attr="_expected_failure_serdes_non_strict",
         pytorch_suffix="_serdes_nonstrict",
+        pytorch_class_prefix="SerDesExportNonStrict",
     ),
     Wrapper(
         "cpp_serdes",
@@ -246,6 +254,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         tags=("non_strict", "serdes", "cpp"),
         pytorch_xfail_attr="_expected_failure_cpp_serdes",
         pytorch_suffix="_cpp_serdes",
+        pytorch_class_prefix="CppSerdesExport",
     ),
     Wrapper(
         "retrace_strict",
@@ -255,6 +264,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         tags=("strict", "retrace"),
         pytorch_xfail_attr="_expected_failure_retrace",
         pytorch_suffix="_retraceability_strict",
+        pytorch_class_prefix="RetraceExport",
     ),
     Wrapper(
         "retrace_non_strict",
@@ -264,6 +274,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         tags=("non_strict", "retrace"),
         pytorch_xfail_attr="_expected_failure_retrace_non_strict",
         pytorch_suffix="_retraceability_nonstrict",
+        pytorch_class_prefix="RetraceExportNonStrict",
     ),
     Wrapper(
         "run_decomp_strict",
@@ -273,6 +284,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         tags=("strict", "decomp"),
         pytorch_xfail_attr="_expected_failure_training_ir_to_run_decomp",
         pytorch_suffix="_training_ir_to_decomp_strict",
+        pytorch_class_prefix="TrainingIRToRunDecompExport",
     ),
     Wrapper(
         "run_decomp_non_strict",
@@ -282,6 +294,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         tags=("non_strict", "decomp"),
         pytorch_xfail_attr="_expected_failure_training_ir_to_run_decomp_non_strict",
         pytorch_suffix="_training_ir_to_decomp_nonstrict",
+        pytorch_class_prefix="TrainingIRToRunDecompExportNonStrict",
     ),
     Wrapper(
         "strict_v2",
@@ -292,6 +305,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         tags=("strict", "plain", "config"),
         pytorch_xfail_attr="_expected_failure_strict_v2",
         pytorch_suffix="_strict_export_v2",
+        pytorch_class_prefix="StrictExportV2",
     ),
     Wrapper(
         "inline_and_install_strict",
@@ -305,5 +319,6 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         tags=("strict", "plain", "config"),
         pytorch_xfail_attr="_expected_failure_inline_and_install",
         pytorch_suffix="_inline_and_install_strict",
+        pytorch_class_prefix="InlineAndInstallExport",
     ),
 )

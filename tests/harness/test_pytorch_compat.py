@@ -53,6 +53,8 @@ def test_the_comparison_is_not_trivial(tester: pytest.Pytester, monkeypatch: pyt
     assert serdes["TestStyle::test_escape_hatch_under_fake_mode"] == "passed"
     assert serdes["TestStyle::test_skipped"] == "skipped"
     assert serdes["TestStyle::test_unittest_expected_failure"] == "xfailed"
+    assert retrace["TestStyle::test_varargs_dynamic_shapes_keep_torchs_error_type"] == "passed"
+    assert serdes["TestStyle::test_runs_in_a_generated_variant_class"] == "passed"
 
 
 def test_without_the_flag_the_escape_hatch_is_wrapped(tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,6 +62,17 @@ def test_without_the_flag_the_escape_hatch_is_wrapped(tester: pytest.Pytester, m
     assert default["TestStyle::test_escape_hatch_under_fake_mode"] == "failed"
     # ... and the test name carries no suffix, so the variant helper is wrong too.
     assert default["TestStyle::test_branches_on_variant_name"] == "failed"
+    # ... and the test runs in its defining class, where PyTorch never runs it.
+    assert default["TestStyle::test_runs_in_a_generated_variant_class"] == "failed"
+
+
+def test_compat_class_identity_and_typed_errors_under_retrace(
+    tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compat = outcomes(tester, monkeypatch, SUITE, "--export-wrapper", "retrace_non_strict", "--pytorch-compat")[""]
+    assert compat["TestStyle::test_runs_in_a_generated_variant_class"] == "passed"
+    # the re-export's UserError reaches the test as a UserError (and is still counted as the retrace stage)
+    assert compat["TestStyle::test_varargs_dynamic_shapes_keep_torchs_error_type"] == "passed"
 
 
 def test_compat_mode_from_environment(tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:

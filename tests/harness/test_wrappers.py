@@ -179,9 +179,30 @@ def test_no_silent_fallback_when_serialization_fails(name: str, stage: str) -> N
         export(TakesUnnamed(), (Unnamed(torch.randn(3), torch.randn(3)),))
     error = info.value
     assert (error.wrapper, error.stage) == (name, stage)
-    assert f"export wrapper {name!r} failed at stage {stage!r}" in str(error)
+    assert f"export wrapper {name!r} failed at stage {stage!r}" in "\n".join(error.__notes__)
     assert error.__cause__ is not None and "serialized_type_name" in str(error.__cause__)
+    # torch's own type and message are kept, so a test expecting them still sees them
+    assert isinstance(error, type(error.__cause__)) and str(error) == str(error.__cause__)
     assert outcomes == [stage]
+
+
+def test_a_later_stage_keeps_torchs_error_type_and_names_wrapper_and_stage() -> None:
+    from torch._dynamo.exc import UserError, UserErrorType
+
+    def broken_stage(call: Any, program: Any) -> Any:
+        with call.stage("retrace"):
+            raise UserError(UserErrorType.INVALID_INPUT, "dynamic_shapes does not match the inputs")
+
+    from harness.wrappers import as_called
+
+    export, outcomes = _bind(Wrapper("broken", "a stage that raises torch's UserError", as_called(broken_stage)))
+    with pytest.raises(UserError, match="does not match") as info:
+        export(Counter(), (torch.randn(2, 4),))
+    error = info.value
+    assert isinstance(error, ExportWrapperError) and (error.wrapper, error.stage) == ("broken", "retrace")
+    assert error.error_type is UserErrorType.INVALID_INPUT and type(error).__name__ == "UserError"
+    assert isinstance(error.__cause__, UserError) and not isinstance(error.__cause__, ExportWrapperError)
+    assert outcomes == ["retrace"]
 
 
 def test_first_export_errors_pass_through_unchanged() -> None:
