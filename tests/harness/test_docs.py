@@ -45,9 +45,12 @@ def wrapper_table() -> list[str]:
 
 
 def pytorch_table() -> list[str]:
-    """The expected-failure attribute and compat suffix of each wrapper, rendered from the registry."""
-    rows = ["| wrapper | attribute | `--pytorch-compat` suffix |", "|---|---|---|"]
-    rows += [f"| `{w.name}` | `{w.pytorch_xfail_attr}` | `{w.pytorch_suffix}` |" for w in BUILTIN_WRAPPERS]
+    """Each wrapper's expected-failure attribute, compat suffix and variant class, rendered from the registry."""
+    rows = ["| wrapper | attribute | `--pytorch-compat` suffix | variant class |", "|---|---|---|---|"]
+    for w in BUILTIN_WRAPPERS:
+        # As harness.compat.variant_class names it for a test class named TestExport.
+        variant = f"{w.pytorch_class_prefix}TestExport" if w.pytorch_class_prefix else f"TestExport{w.pytorch_suffix}"
+        rows.append(f"| `{w.name}` | `{w.pytorch_xfail_attr}` | `{w.pytorch_suffix}` | `{variant}` |")
     return rows
 
 
