@@ -40,7 +40,11 @@ EXPORT_SUITE = ("tests/export", "tests/ops")
 """The built-in suite: the hand-written feature tests and the OpInfo sweep."""
 SUITE_BY_DEFAULT = ("-o", f"testpaths={' '.join(EXPORT_SUITE)}")
 """How sessions name the built-in suite: as pytest's testpaths, so test paths given after `--` replace it."""
-RESULTS = ("--results-dir", "results")
+QUIET = ("-rfE", "--disable-warnings")
+"""A wrapper session ends with its outcome: failures and errors listed, warnings counted by category.
+
+Given after the session's own arguments, `-ra` or `-rw` (or any -r) in the posargs wins."""
+RESULTS = ("--results-dir=results",)
 """Sessions keep their results files in results/ (plain pytest writes none unless asked)."""
 HARNESS_TESTS = "tests/harness"
 XDIST = ("-n", "auto", "--dist", "worksteal")
@@ -146,10 +150,17 @@ def _check_environment_agrees(session: nox.Session, wrapper: str) -> None:
         )
 
 
+def quiet_unless_asked(posargs: list[str]) -> tuple[str, ...]:
+    """:data:`QUIET`, except where the posargs ask for the short summary or the warnings themselves."""
+    asked = any(arg.startswith(("-r", "-W", "--disable-warnings")) for arg in posargs)
+    return () if asked else QUIET
+
+
 def _make_wrapper_session(wrapper: Wrapper) -> None:
     def session_func(session: nox.Session) -> None:
         _check_environment_agrees(session, wrapper.name)
-        run_pytest(session, *SUITE_BY_DEFAULT, *XDIST, *RESULTS, *session.posargs, wrapper=wrapper.name)
+        quiet = quiet_unless_asked(session.posargs)
+        run_pytest(session, *SUITE_BY_DEFAULT, *XDIST, *RESULTS, *quiet, *session.posargs, wrapper=wrapper.name)
 
     session_func.__doc__ = f"Export suite (or the test paths given) under {wrapper.name}: {wrapper.description}."
     session_func.__name__ = wrapper.name
@@ -165,7 +176,8 @@ def export(session: nox.Session) -> None:
     """Export suite (or the test paths given) under the wrapper $EXPORT_WRAPPER names (pytest rejects unknown ones)."""
     if ENV_VAR not in os.environ:
         session.error(f"set {ENV_VAR} to a wrapper name, or run `nox -s <wrapper>`")
-    run_pytest(session, *SUITE_BY_DEFAULT, *XDIST, *RESULTS, *session.posargs, wrapper=os.environ[ENV_VAR])
+    quiet = quiet_unless_asked(session.posargs)
+    run_pytest(session, *SUITE_BY_DEFAULT, *XDIST, *RESULTS, *quiet, *session.posargs, wrapper=os.environ[ENV_VAR])
 
 
 @nox.session
@@ -260,7 +272,8 @@ def lint(session: nox.Session) -> None:
 def matrix(session: nox.Session) -> None:
     """Export suite (or the test paths given) under every wrapper in one pytest run (matrix mode)."""
     run_pytest(
-        session, *SUITE_BY_DEFAULT, "--export-wrapper", "all", *XDIST, *RESULTS, *session.posargs, wrapper=None
+        session, *SUITE_BY_DEFAULT, "--export-wrapper", "all", *XDIST, *RESULTS, *quiet_unless_asked(session.posargs),
+        *session.posargs, wrapper=None,
     )
 
 

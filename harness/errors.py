@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+__tracebackhide__ = True
+"""pytest leaves this module's frames out of tracebacks (`--full-trace` shows them)."""
+
 EXPORT_STAGE = "export"
 """The stage of torch's own first export: recorded by the patch, counted apart by the summary and the report."""
 
@@ -71,6 +74,10 @@ def stage_error(wrapper: str, stage: str, cause: Exception) -> ExportWrapperErro
     error.wrapper, error.stage = wrapper, stage
     error.add_note(f"export wrapper {wrapper!r} failed at stage {stage!r} (torch raised {type(cause).__name__})")
     return error
+
+
+class ExpectedFailure(Exception):
+    """A failure that matched its ``xfail_under`` mark (``harness/marks.py``); the real one is its ``__cause__``."""
 
 
 class UnknownWrapperError(ValueError):

@@ -17,8 +17,12 @@ from dataclasses import dataclass
 
 import pytest
 
+from harness.errors import ExpectedFailure
 from harness.registry import available_wrappers
 from harness.wrappers import Wrapper
+
+__tracebackhide__ = True
+"""pytest leaves this module's frames out of tracebacks (`--full-trace` shows them)."""
 
 XFAIL = "xfail_under"
 SKIP = "skip_under"
@@ -34,10 +38,6 @@ SKIP_HELP = (
     f"{SKIP}(*wrappers, reason): skip when the run's export wrapper is one of *wrappers; "
     "reason must say why the test tells nothing there (a skip is reported, never silent)"
 )
-
-
-class ExpectedFailure(Exception):
-    """A failure that matched its ``xfail_under`` mark; the real failure is chained as ``__cause__``."""
 
 
 @dataclass(frozen=True)

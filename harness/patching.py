@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from torch.export import ExportedProgram
     from torch.nn import Module
 
+__tracebackhide__ = True
+"""pytest leaves this module's frames out of tracebacks (`--full-trace` shows them)."""
+
 Recorder = Callable[[str | None], None]
 """Told once per program: ``None`` when every stage passed, else the stage that broke."""
 

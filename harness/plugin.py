@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from harness import active_wrapper, marks, patching, recording, sharding_plugin
+from harness import active_wrapper, failures, marks, patching, recording, sharding_plugin, torch_quirks
 from harness.compat import PyTorchCompat
 from harness.errors import UnknownWrapperError, WrapperPluginError
 from harness.golden import plugin as golden
@@ -33,7 +33,7 @@ from harness.plan import (
     resolve,
 )
 from harness.registry import available_wrappers
-from harness.summary import ProgramTally
+from harness.summary import ProgramTally, WarningTally
 from harness.wrappers import Wrapper
 
 PLAN_KEY = pytest.StashKey[RunPlan]()
@@ -103,6 +103,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", marks.XFAIL_HELP)
     config.addinivalue_line("markers", marks.SKIP_HELP)
+    config.add_cleanup(torch_quirks.install())
+    if config.getoption("disable_warnings", False) and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(WarningsByCategory(), "export-harness-warnings")
     plan = config.stash.get(PLAN_KEY, None)
     if plan is None:  # --help, or a worker of a run whose controller had no harness
         return
@@ -127,6 +130,21 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
         shard = None if plan.shard is None else (plan.shard.index, plan.shard.count)
         recording.configure(config, plan.run_name or "", list(plan.names), shard)
+
+
+class WarningsByCategory:
+    """With pytest's warnings summary switched off, one line still says how many warnings of which kind."""
+
+    def __init__(self) -> None:
+        self.tally = WarningTally()
+
+    def pytest_warning_recorded(self, warning_message: Any) -> None:
+        self.tally.add(getattr(warning_message.category, "__name__", str(warning_message.category)))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.tally.categories:
+            terminalreporter.write_line(self.tally.line())
 
 
 class XdistHooks:
@@ -163,11 +181,13 @@ class WrappedRun:
         outcome = yield
         report = outcome.get_result()
         recording.annotate(report, call, self.patch.drain(), self.patch.drain_timings(), self.patch.wrapper.name)
+        if report.failed and call.excinfo is not None:
+            failures.headline(report, call.excinfo.value, bundle=None)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # A report without a wrapper (xdist's report of a crashed test) carries no programs either.
         name = recording.report_wrapper(report) or next(iter(self.tallies))
-        self.tallies[name].add(recording.report_outcomes(report))
+        self.tallies[name].add(recording.report_outcomes(report), test_failed=report.failed)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         for name, wrapper in self.wrappers.items():

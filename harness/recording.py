@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 
 from harness import results
-from harness.errors import EXPORT_STAGE, ExportWrapperError
+from harness.errors import EXPORT_STAGE, ExpectedFailure, ExportWrapperError
 from harness.registry import MATRIX_RUN, split_matrix_id
 from harness.results import BROKEN, CRASH_STAGE, TEST_STAGE, Record, RunFile, RunSelection
 
@@ -92,7 +92,10 @@ def describe(exc: BaseException, outcomes: Iterable[str | None], when: str) -> t
     """``(stage, cause)`` of a failure: the wrapper's stage if one broke, else ``export`` or ``test``.
 
     ``outcomes`` are what the patch recorded during the phase (a stage name per broken program).
+    A failure its ``xfail_under`` mark accepted is described by the failure behind it.
     """
+    if isinstance(exc, ExpectedFailure) and exc.__cause__ is not None:
+        exc = exc.__cause__
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:

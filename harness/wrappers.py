@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from torch.export import ExportedProgram
     from torch.nn import Module
 
+__tracebackhide__ = True
+"""pytest leaves this module's frames out of tracebacks (`--full-trace` shows them)."""
+
 ExportFn = Callable[..., "ExportedProgram"]
 """The signature of ``torch.export.export``: (mod, args, kwargs=None, **options)."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import golden
+from harness import golden, results
 from tools import bench
 from tools.bench import BASELINE, GOLDEN, PARALLEL, WRAPPED, Run
 
@@ -69,15 +69,16 @@ def test_table_says_whether_the_goal_is_met() -> None:
 
 
 def test_wrapper_costs_from_a_results_document() -> None:
-    results = {
-        "wrappers": ["non_strict", "cpp_serdes"],
-        "tests": [
-            {"wrapper": "cpp_serdes", "timings": [[1.0, 2.0], [1.0, 3.0], [0.0, 1.0]]},
-            {"wrapper": "cpp_serdes", "timings": [[2.0, 2.0]]},
-            {"wrapper": "non_strict"},
+    run = results.RunFile(
+        run="matrix",
+        wrappers=["non_strict", "cpp_serdes"],
+        records=[
+            results.Record("t1", "cpp_serdes", timings=[[1.0, 2.0], [1.0, 3.0], [0.0, 1.0]]),
+            results.Record("t2", "cpp_serdes", timings=[[2.0, 2.0]]),
+            results.Record("t3", "non_strict"),
         ],
-    }
-    costs = bench.wrapper_costs(results)
+    )
+    costs = bench.wrapper_costs(run)
     assert set(costs) == {"cpp_serdes"}  # no timed programs under non_strict: no row rather than a 0
     assert costs["cpp_serdes"]["programs"] == 3  # the zero-second first export is left out
     assert costs["cpp_serdes"]["median"] == 2.0

@@ -359,7 +359,7 @@ def test_no_silent_fallback_under_cpp_serdes(tester: pytest.Pytester) -> None:
     )
     result = run(tester, "--export-wrapper", "cpp_serdes")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["export wrapper cpp_serdes: 0 programs round-tripped, 1 failed (serialize: 1)"])
+    result.stdout.fnmatch_lines(["export wrapper cpp_serdes: 0 programs round-tripped, 1 failed, * (serialize: 1)"])
 
 
 def test_xdist_run_matches_a_plain_run(tester: pytest.Pytester) -> None:
