@@ -1,8 +1,11 @@
 """Nox sessions: one per export wrapper (from the registry), plus the harness's own checks.
 
-Every session runs in one shared virtualenv under .nox/shared, made with the standard
-library's venv and pip: torch (about 900 MB) is installed once, not once per session.
-The environment is rebuilt only when a requirements file or pyproject.toml changes.
+Every session that runs pytest runs in one shared virtualenv under .nox/shared, made with the
+standard library's venv and pip: torch (about 900 MB) is installed once, not once per session. The wrapper
+sessions need only torch and the test tools (REQUIREMENTS: all a CI shard job installs); the sessions that
+check the harness itself top the same environment up with DEV_REQUIREMENTS. Each layer has its own stamp and
+is reinstalled only when its requirements files or pyproject.toml change. `nox -s report` needs no
+environment: it runs on nox's own Python (standard library only, no torch).
 """
 
 from __future__ import annotations
@@ -33,9 +36,14 @@ SHARED_ENV = ROOT / ".nox" / "shared"
 REQUIREMENTS = (
     "requirements/torch.txt",
     "requirements/test.txt",
-    "requirements/lint.txt",
-    "requirements/nox.txt",  # so mypy sees nox's types
 )
+"""What the export suite runs with: the whole environment of a wrapper session (and of a CI shard job)."""
+DEV_REQUIREMENTS = (
+    "requirements/dev.txt",  # check-jsonschema, playwright, hypothesis: the harness's own tests
+    "requirements/lint.txt",
+    "requirements/nox.txt",  # so mypy sees nox's types, and the workflow tests can run `nox -l`
+)
+"""Topped up into the shared environment by the sessions that check the harness (``shared_python(dev=True)``)."""
 EXPORT_SUITE = ("tests/export", "tests/ops")
 """The built-in suite: the hand-written feature tests and the OpInfo sweep."""
 SUITE_BY_DEFAULT = ("-o", f"testpaths={' '.join(EXPORT_SUITE)}")
@@ -60,22 +68,45 @@ TORCH_VERSIONS = ("2.13.0",)
 TORCH_VERSIONS_ENV = "TORCH_VERSIONS"
 
 
-def shared_python(session: nox.Session) -> str:
-    """Return the shared environment's python, creating or refreshing it if its inputs changed."""
-    python = SHARED_ENV / "bin" / "python"
-    stamp = SHARED_ENV / "requirements.sha256"
+def _digest(names: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
-    for name in (*REQUIREMENTS, "pyproject.toml"):
+    for name in names:
         digest.update((ROOT / name).read_bytes())
-    wanted = digest.hexdigest()
-    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+    return digest.hexdigest()
+
+
+def shared_python(session: nox.Session, *, dev: bool = False) -> str:
+    """Return the shared environment's python, creating or refreshing it if its inputs changed.
+
+    The environment has :data:`REQUIREMENTS` and the harness (stamp ``requirements.sha256``); with ``dev``
+    it is topped up with :data:`DEV_REQUIREMENTS` too (stamp ``dev-requirements.sha256``, which covers the
+    base files as well, so a changed pin refreshes both). torch is installed once either way.
+    """
+    python = SHARED_ENV / "bin" / "python"
+    base_stamp, dev_stamp = SHARED_ENV / "requirements.sha256", SHARED_ENV / "dev-requirements.sha256"
+    base_names = (*REQUIREMENTS, "pyproject.toml")
+    dev_names = (*base_names, *DEV_REQUIREMENTS)
+    base_wanted, dev_wanted = _digest(base_names), _digest(dev_names)
+
+    def current(stamp: Path, wanted: str) -> bool:
+        return python.exists() and stamp.exists() and stamp.read_text() == wanted
+
+    base_ok, dev_ok = current(base_stamp, base_wanted), current(dev_stamp, dev_wanted)
+    if base_ok and (dev_ok or not dev):
         return str(python)
     if not python.exists():
-        session.log(f"creating the shared environment {SHARED_ENV.relative_to(ROOT)}")
+        session.log(f"creating the shared environment {os.path.relpath(SHARED_ENV, ROOT)}")
         session.run(sys.executable, "-m", "venv", str(SHARED_ENV), external=True)
-    requirements = [arg for name in REQUIREMENTS for arg in ("-r", str(ROOT / name))]
-    session.run(str(python), "-m", "pip", "install", "--quiet", *requirements, "-e", str(ROOT), external=True)
-    stamp.write_text(wanted)
+    elif dev and base_ok:
+        session.log(f"topping up {os.path.relpath(SHARED_ENV, ROOT)} with {', '.join(DEV_REQUIREMENTS)}")
+    # The base files go to pip in a top-up too (already satisfied), so the dev tools resolve against its pins.
+    names = (*REQUIREMENTS, *DEV_REQUIREMENTS) if dev else REQUIREMENTS
+    requirements = [arg for name in names for arg in ("-r", str(ROOT / name))]
+    package = () if base_ok else ("-e", str(ROOT))
+    session.run(str(python), "-m", "pip", "install", "--quiet", *requirements, *package, external=True)
+    base_stamp.write_text(base_wanted)
+    if dev:
+        dev_stamp.write_text(dev_wanted)
     return str(python)
 
 
@@ -206,6 +237,7 @@ def durations(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The harness's own tests, a quick pass of the export suite under every wrapper, then lint."""
     session.notify("lint")
+    shared_python(session, dev=True)  # the harness tests need the dev tools; the passes below reuse the env
     run_pytest(session, HARNESS_TESTS, "-n", "auto", *session.posargs, wrapper=None)
     for wrapper in BUILTIN_WRAPPERS:
         session.log(f"quick pass under {wrapper.name}")
@@ -263,7 +295,7 @@ def torch_matrix(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff and mypy (strict) over the package and the noxfile."""
-    python = shared_python(session)
+    python = shared_python(session, dev=True)
     session.run(python, "-m", "ruff", "check", ".", external=True)
     session.run(python, "-m", "mypy", external=True)
 
@@ -285,7 +317,11 @@ def report(session: nox.Session) -> None:
     # merges the newest file's selection and lists the files of other selections it left out
     # (`-- --all-selections` merges everything, `-- --selection KEY` picks one).
     args = ("--out", "reports", "--baseline", "results/baseline.json", *ci, *session.posargs)
-    session.run(shared_python(session), "-m", "harness.report", *args, external=True)
+    # harness.report is the standard library only (no torch, no pytest): nox's own Python runs it from the
+    # checkout (nox runs sessions in the noxfile's directory), so no environment is built. The CI report job
+    # installs nox alone. A Python older than the harness supports falls back to the shared environment.
+    python = sys.executable if sys.version_info >= (3, 11) else shared_python(session)
+    session.run(python, "-m", "harness.report", *args, external=True)
 
 
 @nox.session
