@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from harness import active_wrapper, failures, marks, patching, recording, sharding_plugin, torch_quirks
+from harness import active_wrapper, failures, marks, patching, recording, sharding_plugin, torch_quirks, worker_count
 from harness.compat import PyTorchCompat
 from harness.errors import UnknownWrapperError, WrapperPluginError
 from harness.golden import plugin as golden
@@ -33,6 +33,7 @@ from harness.plan import (
     resolve,
 )
 from harness.registry import available_wrappers
+from harness.sharding import ShardError, durations_file, load_durations
 from harness.summary import ProgramTally, WarningTally
 from harness.wrappers import Wrapper
 
@@ -93,11 +94,41 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return 0
     if config.getoption("help", False):
         return None
-    plan = _resolve_plan(config)
+    plan = config.stash[PLAN_KEY] if PLAN_KEY in config.stash else _resolve_plan(config)
     config.stash[PLAN_KEY] = plan
     golden.validate(config, plan.run_name)
     sharding_plugin.configure(config, plan)  # --shard: pytest-split over durations/<run>.json
     return None
+
+
+AUTO_WORKERS_KEY = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` with a small ``-k`` selection of the run's stored durations: no workers (see worker_count)."""
+    # xdist's own pytest_cmdline_main (tryfirst, like ours) may run first and ask this before ours has run.
+    if PLAN_KEY not in config.stash:
+        config.stash[PLAN_KEY] = _resolve_plan(config)
+    plan = config.stash[PLAN_KEY]
+    if plan.run_name is None or any("::" in arg for arg in config.option.file_or_dir or ()):
+        return None
+    try:
+        durations = load_durations(durations_file(config.rootpath, plan.run_name))
+    except ShardError:
+        return None  # --shard reports a corrupt file itself
+    workers, found = worker_count.workers_for(durations, config.option.keyword, config.option.markexpr)
+    if workers is not None and found is not None:
+        config.stash[AUTO_WORKERS_KEY] = (
+            f"export harness: -n auto runs without workers: -k {config.option.keyword!r} picks {found.tests} stored "
+            f"tests, {found.seconds:.1f} s of test time (under {worker_count.SMALL_SELECTION_SECONDS:.0f} s); "
+            "-n 2 forces workers"
+        )
+    return workers
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return config.stash.get(AUTO_WORKERS_KEY, None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
