@@ -1,4 +1,4 @@
-"""``xfail_under(..., match=)``: the expected failure absorbs only its cause (pytester subprocesses, with and without xdist)."""
+"""``xfail_under(..., match=)``: the expected failure absorbs only its cause (pytester, with and without xdist)."""
 
 from __future__ import annotations
 

@@ -65,11 +65,15 @@ def test_failure_starts_with_wrapper_stage_and_cause_and_hides_harness_frames(te
     assert "harness/patching.py" not in block and "harness/wrappers.py" not in block
     assert "torch.__trace" not in text  # no flood of empty structured-trace records
     result.stdout.fnmatch_lines(["FAILED test_quiet.py::test_serialize_fails - [[]cpp_serdes: serialize[]] Not*"])
-    result.stdout.fnmatch_lines(["export wrapper cpp_serdes: 0 programs round-tripped, 1 failed, 1 unexpected (serialize: 1)"])
+    result.stdout.fnmatch_lines(
+        ["export wrapper cpp_serdes: 0 programs round-tripped, 1 failed, 1 unexpected (serialize: 1)"]
+    )
 
 
 def test_warnings_are_counted_by_category_when_their_summary_is_off(tester: pytest.Pytester) -> None:
-    result = tester.runpytest_subprocess("-p", "no:cacheprovider", "--export-wrapper", "non_strict", "--disable-warnings")
+    result = tester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--export-wrapper", "non_strict", "--disable-warnings"
+    )
     result.stdout.fnmatch_lines(["warnings: 3 (FutureWarning: 2, UserWarning: 1)*"])
     assert "warnings summary" not in result.stdout.str()
 

@@ -41,7 +41,7 @@ def test_noxfile_crosses_only_the_pinned_torch_by_default() -> None:
 
 def test_cell_counts_each_aspect_and_groups_causes(tmp_path: Path) -> None:
     load_error = f"{tmp_path}/x.pt2: torch.export.load failed: KeyError: 'schema'"
-    tests = {
+    tests: dict[str, dict[str, object]] = {
         "t.py::a": verdict(),
         "t.py::b": verdict(graph=GRAPH_DIFF),
         "t.py::c": verdict(load=load_error, outputs="not run: the program did not load"),

@@ -19,6 +19,8 @@ WRAPPERS = {w.name: w for w in BUILTIN_WRAPPERS}
 
 
 class Counter(torch.nn.Module):
+    calls: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.lin = torch.nn.Linear(4, 3)
@@ -26,7 +28,8 @@ class Counter(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls.add_(1)
-        return self.lin(x).relu()
+        out: torch.Tensor = self.lin(x).relu()
+        return out
 
 
 def _bind(wrapper: Wrapper) -> tuple[Any, list[str | None]]:
