@@ -30,6 +30,7 @@ def outcomes(tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: st
     return data
 
 
+@pytest.mark.timeout(1800)  # 12 pytest runs of a torch suite; a busy 2-core machine needs more than the default
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["no-xdist", "xdist-2"])
 def test_compat_outcomes_equal_wrapper_file_outcomes_for_every_wrapper(
     tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: list[str]
