@@ -63,8 +63,6 @@ DURATIONS_DIR = ROOT / DURATIONS_DIRNAME
 GOLDEN = ("tests/export", "-m", GOLDEN_MARKER)
 """The golden subset of the export suite, whose first programs are stored under artifacts/ and checked under
 GOLDEN_WRAPPER (harness/golden/)."""
-TORCH_VERSIONS = ("2.13.0",)
-"""torch versions `nox -s torch_matrix` crosses; $TORCH_VERSIONS (comma-separated) replaces it, e.g. 2.13.0,2.14.1."""
 TORCH_VERSIONS_ENV = "TORCH_VERSIONS"
 
 
@@ -163,9 +161,9 @@ def torch_python(session: nox.Session, version: str) -> str:
 
 
 def torch_versions(session: nox.Session) -> list[str]:
-    """The versions to cross: $TORCH_VERSIONS if set, else :data:`TORCH_VERSIONS`."""
+    """The versions to cross: $TORCH_VERSIONS (comma-separated, e.g. 2.13.0,2.14.1), else the pinned torch alone."""
     raw = os.environ.get(TORCH_VERSIONS_ENV)
-    versions = [v.strip() for v in raw.split(",") if v.strip()] if raw is not None else list(TORCH_VERSIONS)
+    versions = [v.strip() for v in raw.split(",") if v.strip()] if raw is not None else [pinned_torch()]
     if not versions:
         session.error(f"{TORCH_VERSIONS_ENV}={raw!r} names no version; give e.g. {TORCH_VERSIONS_ENV}=2.13.0,2.14.1")
     return list(dict.fromkeys(versions))

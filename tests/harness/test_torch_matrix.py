@@ -33,12 +33,6 @@ def verdict(**failures: str) -> dict[str, object]:
     return {"saved_by": "2.13.0", **{aspect: failures.get(aspect) for aspect in ASPECTS}}
 
 
-def test_noxfile_crosses_only_the_pinned_torch_by_default() -> None:
-    import noxfile
-
-    assert (noxfile.pinned_torch(),) == noxfile.TORCH_VERSIONS
-
-
 def test_cell_counts_each_aspect_and_groups_causes(tmp_path: Path) -> None:
     load_error = f"{tmp_path}/x.pt2: torch.export.load failed: KeyError: 'schema'"
     tests: dict[str, dict[str, object]] = {
