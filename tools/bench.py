@@ -22,6 +22,18 @@ Four figures, all from the repository root with the shared environment already i
   ``tools/bench_probe.py``, writes the time), with the shared environment already installed.
 
 Results files go to a temporary directory: a benchmark never overwrites results/.
+
+With ``--pytorch-dir DIR`` (a PyTorch checkout's ``test/export``, with ``testing.py`` beside ``test_export.py``;
+docs/pytorch-style-suites.md), a fifth figure, the **peer comparison**: for each of ``serdes_non_strict``,
+``cpp_serdes`` and ``retrace_non_strict``, PyTorch's own variant file (only its generated classes for that
+variant, harness plugin not loaded) against the harness on ``test_export.py`` (``--export-wrapper W
+--pytorch-compat``) on the same tests, both ``-n 2``, paired and repeated, the order alternating each repeat.
+It prints the time ratio (harness / PyTorch, goal <= 1.00), how many tests end the same way on both sides
+(passed, failed, skipped, xfailed, xpassed, error; ids mapped back with the registry's ``pytorch_class_prefix``
+and ``pytorch_suffix``), every test that does not, and the tests whose time differs most.
+Without the option, or when the folder does not exist, it is skipped with one line saying so.
+
+    python tools/bench.py --pytorch-dir ~/pytorch/test/export --peer-only --repeat 2 --keep /tmp/peer
 """
 
 from __future__ import annotations
@@ -37,7 +49,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+import xml.etree.ElementTree as ET
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +58,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import golden, results  # noqa: E402  (needs ROOT on sys.path)
+from harness import golden, results, wrappers  # noqa: E402  (needs ROOT on sys.path)
 from tools import bench_probe  # noqa: E402
 
 SUITE = "tests/export"
@@ -186,6 +199,295 @@ def summarise(runs: Sequence[Run]) -> dict[str, Any]:
     }
 
 
+# --- the peer comparison: PyTorch's own variant files against the harness on test_export.py -------------------
+
+PEER_SUITE = "test_export.py"
+PEER_GOAL = 1.00
+PEER_VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "serdes_non_strict": ("test_serdes.py", "SerDesExportNonStrict", ("TestExport", "TestDynamismExpression")),
+    "cpp_serdes": ("test_cpp_serdes.py", "CppSerdes", ("TestExport",)),
+    "retrace_non_strict": (
+        "test_retraceability.py", "RetraceExportNonStrict", ("TestExport", "TestDynamismExpression")
+    ),
+}
+"""Per wrapper: PyTorch's file that runs test_export.py's classes under the equivalent variant, the prefix that
+file gives their classes (to select them; the comparison checks it against the registry's
+``pytorch_class_prefix``), and the classes compared (test_cpp_serdes.py makes no TestDynamismExpression variant)."""
+PEER_SIDES = ("pytorch", "harness")
+OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+
+
+def _builtin(wrapper: str) -> wrappers.Wrapper:
+    return next(w for w in wrappers.BUILTIN_WRAPPERS if w.name == wrapper)
+
+
+def peer_prefix(wrapper: str) -> str:
+    """The class prefix PyTorch's variant file puts before test_export.py's class names for ``wrapper``."""
+    return _builtin(wrapper).pytorch_class_prefix or ""
+
+
+def peer_suffix(wrapper: str) -> str:
+    """The suffix PyTorch's variant file puts after each test method's name for ``wrapper``."""
+    return _builtin(wrapper).pytorch_suffix or ""
+
+
+def peer_commands(wrapper: str, junit: Path, results_file: Path, select: str = "") -> dict[str, list[str]]:
+    """The pytest arguments of each side, run from the PyTorch folder: the same tests, both under ``-n 2``.
+
+    The classes are selected by node id (exactly those classes: ``-k TestExport`` would also take
+    TestExportCustomClass). PyTorch's side runs without the harness plugin, as PyTorch runs it.
+    """
+    variant_file, prefix, classes = PEER_VARIANTS[wrapper]
+    common = ["-p", "no:cacheprovider", "-q", "-n", "2", *shlex.split(select)]
+    return {
+        "pytorch": [
+            *(f"{variant_file}::{prefix}{cls}" for cls in classes),
+            *common, "-p", "no:export_harness", "--junitxml", str(junit.with_suffix(".pytorch.xml")),
+        ],
+        "harness": [
+            *(f"{PEER_SUITE}::{cls}" for cls in classes),
+            *common, "--export-wrapper", wrapper, "--pytorch-compat",
+            "--results", str(results_file), "--junitxml", str(junit.with_suffix(".harness.xml")),
+        ],
+    }
+
+
+def junit_outcomes(xml_text: str) -> dict[tuple[str, str], tuple[str, float]]:
+    """(class name, test name) -> (outcome, seconds) from a pytest junit XML report.
+
+    A unittest expected failure is a skip of type ``pytest.xfail``; an unexpected success a failure whose
+    message says so (pytest reports unittest's as "Unexpected success", a strict xfail as "[XPASS(strict)]").
+    A test with both a failure and an error (a teardown error after a failure) counts as failed.
+    """
+    outcomes = {}
+    for case in ET.fromstring(xml_text).iter("testcase"):
+        classname = case.get("classname", "").rsplit(".", 1)[-1]
+        kinds = {child.tag: child for child in case}
+        if "failure" in kinds:
+            message = kinds["failure"].get("message", "")
+            outcome = "xpassed" if "Unexpected success" in message or "XPASS" in message else "failed"
+        elif "error" in kinds:
+            outcome = "error"
+        elif "skipped" in kinds:
+            outcome = "xfailed" if kinds["skipped"].get("type") == "pytest.xfail" else "skipped"
+        else:
+            outcome = "passed"
+        outcomes[classname, case.get("name", "")] = (outcome, float(case.get("time") or 0.0))
+    return outcomes
+
+
+def map_peer_id(classname: str, name: str, prefix: str, suffix: str, classes: Collection[str]) -> str | None:
+    """``Class::test`` as test_export.py names it, for a test of PyTorch's variant file, or ``None`` if the
+    class is none of ``classes`` behind ``prefix`` (or behind any prefix, when the registry's does not match:
+    the comparison reports the prefix it saw)."""
+    base = classname[len(prefix):] if prefix and classname.startswith(prefix) else None
+    if base is None or base not in classes:
+        base = next((c for c in sorted(classes, key=len, reverse=True) if classname.endswith(c)), None)
+    if base is None:
+        return None
+    if suffix and name.endswith(suffix):
+        name = name[: -len(suffix)]
+    return f"{base}::{name}"
+
+
+def peer_prefixes_seen(pytorch: Mapping[tuple[str, str], Any], classes: Iterable[str]) -> list[str]:
+    """The class prefixes the variant file's report actually used before the compared classes."""
+    seen = set()
+    for classname, _ in pytorch:
+        for cls in sorted(classes, key=len, reverse=True):
+            if classname.endswith(cls) and classname != cls:
+                seen.add(classname[: -len(cls)])
+                break
+    return sorted(seen)
+
+
+def agreement(
+    pytorch: Mapping[str, tuple[str, float]], harness: Mapping[str, tuple[str, float]]
+) -> dict[str, Any]:
+    """How many of the tests both sides ran end the same way; every one that does not, and the tests only
+    one side ran."""
+    both = sorted(set(pytorch) & set(harness))
+    differences = [
+        {"test": t, "pytorch": pytorch[t][0], "harness": harness[t][0]}
+        for t in both if pytorch[t][0] != harness[t][0]
+    ]
+    return {
+        "tests": len(both),
+        "matches": len(both) - len(differences),
+        "agreement": (len(both) - len(differences)) / len(both) if both else float("nan"),
+        "differences": differences,
+        "only_pytorch": sorted(set(pytorch) - set(harness)),
+        "only_harness": sorted(set(harness) - set(pytorch)),
+        "outcomes": {
+            side: {o: n for o in OUTCOMES if (n := sum(1 for t in both if tests[t][0] == o))}
+            for side, tests in (("pytorch", pytorch), ("harness", harness))
+        },
+    }
+
+
+def slowest_differences(
+    pytorch: Mapping[str, tuple[str, float]], harness: Mapping[str, tuple[str, float]], top: int = 10
+) -> list[dict[str, Any]]:
+    """The tests whose time (junit, setup to teardown) the harness adds most to, largest first."""
+    both = set(pytorch) & set(harness)
+    extra = sorted(both, key=lambda t: harness[t][1] - pytorch[t][1], reverse=True)[:top]
+    return [
+        {"test": t, "pytorch": pytorch[t][1], "harness": harness[t][1], "extra": harness[t][1] - pytorch[t][1]}
+        for t in extra
+    ]
+
+
+def peer_order(repeat: int) -> tuple[str, ...]:
+    """Which side runs first in a repeat: PyTorch's in even repeats, the harness's in odd ones."""
+    return PEER_SIDES if repeat % 2 == 0 else PEER_SIDES[::-1]
+
+
+def peer_ratio(walls: Mapping[str, Sequence[float]]) -> dict[str, Any]:
+    """Harness / PyTorch: the ratio of median wall times, and the lowest and highest of one repeat's pair."""
+    pairs = [h / p for p, h in zip(walls["pytorch"], walls["harness"], strict=True)]
+    return {
+        "median_seconds": {side: statistics.median(walls[side]) for side in PEER_SIDES},
+        "ratio": statistics.median(walls["harness"]) / statistics.median(walls["pytorch"]),
+        "ratio_range": [min(pairs), max(pairs)],
+    }
+
+
+def _start(python: str, args: Sequence[str], cwd: Path, out: Path) -> tuple[subprocess.Popen[bytes], float]:
+    with out.open("wb") as sink:
+        process = subprocess.Popen([python, "-m", "pytest", *args], cwd=cwd, env=_env(None), stdout=sink,
+                                   stderr=subprocess.STDOUT)
+    return process, time.perf_counter()
+
+
+def _finish(process: subprocess.Popen[bytes], start: float) -> tuple[float, float, int]:
+    """Wall and CPU seconds (the process and the xdist workers it waited for) and exit code."""
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_utime + usage.ru_stime, process.returncode
+
+
+def peer_run(
+    python: str, pytorch_dir: Path, wrapper: str, repeat: int, scratch: Path, select: str = "",
+    together: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """One repeat of both sides, in this repeat's order (or, ``together``, both at once, so that a busy machine's
+    slow spells hit both): wall and CPU seconds, exit code and junit report."""
+    junit = scratch / f"{wrapper}-{repeat}.xml"
+    commands = peer_commands(wrapper, junit, scratch / f"{wrapper}-{repeat}.results.json", select)
+    logs = {side: junit.with_suffix(f".{side}.log") for side in PEER_SIDES}
+    timed: dict[str, tuple[float, float, int]] = {}
+    if together:
+        started = {side: _start(python, commands[side], pytorch_dir, logs[side]) for side in peer_order(repeat)}
+        for side, (process, start) in started.items():
+            timed[side] = _finish(process, start)
+    else:
+        for side in peer_order(repeat):
+            timed[side] = _finish(*_start(python, commands[side], pytorch_dir, logs[side]))
+    sides = {}
+    for side in peer_order(repeat):
+        wall, cpu, code = timed[side]
+        tail = logs[side].read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+        print(f"[{repeat + 1}] {wrapper}, {side}: {wall:.1f} s, cpu {cpu:.1f} s (exit {code}) {tail[0]}", flush=True)
+        report = junit.with_suffix(f".{side}.xml")
+        sides[side] = {
+            "wall": wall, "cpu": cpu, "exit_code": code,
+            "report": report.read_text() if report.exists() else "<testsuites/>",
+        }
+    return sides
+
+
+def peer_summary(wrapper: str, repeats: Sequence[Mapping[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """The time ratio over every repeat, and the outcomes of the last repeat compared test by test."""
+    _, _, classes = PEER_VARIANTS[wrapper]
+    every = {side: [junit_outcomes(r[side]["report"]) for r in repeats] for side in PEER_SIDES}
+    raw = {side: every[side][-1] for side in PEER_SIDES}
+    prefix, suffix = peer_prefix(wrapper), peer_suffix(wrapper)
+    pytorch = {
+        key: value for (cls, name), value in raw["pytorch"].items()
+        if (key := map_peer_id(cls, name, prefix, suffix, classes)) is not None
+    }
+    harness = {f"{cls}::{name}": value for (cls, name), value in raw["harness"].items() if cls in classes}
+    walls = {side: [r[side]["wall"] for r in repeats] for side in PEER_SIDES}
+    return {
+        "wrapper": wrapper,
+        "variant_file": PEER_VARIANTS[wrapper][0],
+        "classes": list(classes),
+        "registry_prefix": prefix,
+        "prefixes_seen": peer_prefixes_seen(raw["pytorch"], classes),
+        "walls": walls,
+        "cpu": {side: [r[side]["cpu"] for r in repeats] for side in PEER_SIDES},
+        "exit_codes": {side: [r[side]["exit_code"] for r in repeats] for side in PEER_SIDES},
+        **peer_ratio(walls),
+        "cpu_ratio": peer_ratio({side: [r[side]["cpu"] for r in repeats] for side in PEER_SIDES})["ratio"],
+        **agreement(pytorch, harness),
+        "test_seconds": {side: sum(s for _, s in tests.values()) for side, tests in (
+            ("pytorch", pytorch), ("harness", harness))},
+        "slowest_differences": slowest_differences(pytorch, harness),
+        "unstable": {side: unstable(every[side]) for side in PEER_SIDES},
+    }
+
+
+def peer_comparison(
+    python: str, pytorch_dir: Path, wrappers_: Sequence[str], repeat: int, scratch: Path, select: str = "",
+    together: bool = False,
+) -> list[dict[str, Any]]:
+    """Every wrapper's pair once per repeat (so a slow spell of a busy machine spreads over all of them), the
+    sides' order alternating each repeat; then each wrapper's summary."""
+    runs: dict[str, list[dict[str, dict[str, Any]]]] = {w: [] for w in wrappers_}
+    for i in range(repeat):
+        for wrapper in wrappers_:
+            runs[wrapper].append(peer_run(python, pytorch_dir, wrapper, i, scratch, select, together))
+    return [peer_summary(w, runs[w]) for w in wrappers_]
+
+
+def unstable(repeats: Sequence[Mapping[tuple[str, str], tuple[str, float]]]) -> list[str]:
+    """The tests one side ended differently in different repeats (the comparison uses the last repeat)."""
+    tests = set().union(*repeats) if repeats else set()
+    return sorted(
+        f"{cls}::{name}" for cls, name in tests if len({r[cls, name][0] for r in repeats if (cls, name) in r}) > 1
+    )
+
+
+def peer_skip_reason(pytorch_dir: Path | None) -> str | None:
+    """Why the peer comparison does not run, or ``None`` when it does."""
+    if pytorch_dir is None:
+        return "peer comparison skipped: no --pytorch-dir given (a PyTorch checkout's test/export)"
+    if not (pytorch_dir / PEER_SUITE).is_file():
+        return f"peer comparison skipped: {pytorch_dir / PEER_SUITE} does not exist"
+    return None
+
+
+def peer_table(peers: Sequence[Mapping[str, Any]], goal: float = PEER_GOAL) -> list[str]:
+    """The Markdown table of the peer comparison, and every test that ends differently."""
+    rows = [
+        "| wrapper (PyTorch's file) | tests | same outcome | median wall, PyTorch / harness "
+        "| harness / PyTorch | one repeat's pair | cpu, harness / PyTorch |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for peer in peers:
+        low, high = peer["ratio_range"]
+        ok = "within" if peer["ratio"] <= goal else "over"
+        medians = peer["median_seconds"]
+        rows.append(
+            f"| `{peer['wrapper']}` ({peer['variant_file']}) | {peer['tests']} | {peer['matches']} "
+            f"({100 * peer['agreement']:.1f} %) | {medians['pytorch']:.1f} s / {medians['harness']:.1f} s "
+            f"| **{peer['ratio']:.2f}** ({ok} the goal {goal:.2f}) | {low:.2f} to {high:.2f} "
+            f"| {peer.get('cpu_ratio', float('nan')):.2f} |"
+        )
+    for peer in peers:
+        if peer["prefixes_seen"] and peer["registry_prefix"] not in peer["prefixes_seen"]:
+            rows.append(f"\n{peer['wrapper']}: PyTorch's file names its classes {peer['prefixes_seen']}, "
+                        f"the registry's pytorch_class_prefix is {peer['registry_prefix']!r}")
+        for key in ("only_pytorch", "only_harness"):
+            if peer[key]:
+                rows.append(f"\n{peer['wrapper']}: {len(peer[key])} test(s) {key.replace('_', ' ')}")
+        if peer["differences"]:
+            rows += ["", f"{peer['wrapper']}: tests that end differently (PyTorch / harness)"]
+            rows += [f"- `{d['test']}`: {d['pytorch']} / {d['harness']}" for d in peer["differences"]]
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--select", default="-m quick", help="pytest selection over tests/export (default: -m quick)")
@@ -195,7 +497,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=OUT, help=f"JSON output (default: {OUT.relative_to(ROOT)})")
     parser.add_argument("--python", default=sys.executable, help="the shared environment's python")
+    parser.add_argument(
+        "--pytorch-dir", type=Path, default=None,
+        help="a PyTorch checkout's test/export (testing.py beside test_export.py): also compare the harness with "
+             "PyTorch's own variant files there (skipped, with one line, without it or when it does not exist)",
+    )
+    parser.add_argument("--peer-only", action="store_true", help="only the peer comparison (needs --pytorch-dir)")
+    parser.add_argument(
+        "--peer-wrappers", nargs="+", default=list(PEER_VARIANTS), choices=list(PEER_VARIANTS),
+        help="the wrappers of the peer comparison (default: all three)",
+    )
+    parser.add_argument(
+        "--peer-select", default="", help="extra pytest selection for both sides, e.g. \"-k test_basic\" (quick check)"
+    )
+    parser.add_argument(
+        "--peer-together", action="store_true",
+        help="run PyTorch's side and the harness's at the same time (a busy shared machine: both see the same load; "
+             "the CPU ratio is then the steadier figure)",
+    )
+    parser.add_argument("--keep", type=Path, default=None, help="keep the runs' junit and results files here")
     args = parser.parse_args(argv)
+    skip = peer_skip_reason(args.pytorch_dir)
+    if args.peer_only:
+        if skip:
+            print(skip)
+            return 1
+        document: dict[str, Any] = {"machine": machine(), "repeat": args.repeat}
+        code = 0
+    else:
+        document = figures(args)
+        code = 0 if not document["failed_runs"] and document["matrix_exit_code"] == 0 else 1
+    if skip:
+        print(skip)
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-peer-") as tmp:
+            scratch = args.keep or Path(tmp)
+            scratch.mkdir(parents=True, exist_ok=True)
+            document["peer"] = peer_comparison(
+                args.python, args.pytorch_dir.resolve(), args.peer_wrappers, args.repeat, scratch, args.peer_select,
+                args.peer_together,
+            )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(document, indent=1) + "\n")
+    if "medians" in document:
+        print("\n".join(table(document)))
+    if "peer" in document:
+        print("\n".join(["", *peer_table(document["peer"])]))
+    if code:
+        print(f"bench: {len(document['failed_runs'])} timed run(s) and the matrix run (exit "
+              f"{document['matrix_exit_code']}) must all pass; their figures time failing tests", file=sys.stderr)
+    return code
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cores": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg(),
+        "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def figures(args: argparse.Namespace) -> dict[str, Any]:
+    """Overhead, xdist, start-up and per-wrapper cost: the four figures over the built-in suite."""
     selection = [SUITE, *shlex.split(args.select)]
     runs: list[Run] = []
     startups: list[float] = []
@@ -218,11 +580,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"matrix: {seconds:.1f} s (exit {code})", flush=True)
         costs = wrapper_costs(results.load(matrix_file)) if matrix_file.exists() else {}
-    document = {
-        "machine": {
-            "cores": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg(),
-            "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        },
+    return {
+        "machine": machine(),
         "selection": selection,
         "repeat": args.repeat,
         "runs": [asdict(r) for r in runs],
@@ -232,14 +591,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "matrix_exit_code": code,
         "wrapper_costs": costs,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(document, indent=1) + "\n")
-    print("\n".join(table(document)))
-    if document["failed_runs"] or code != 0:
-        print(f"bench: {len(document['failed_runs'])} timed run(s) and the matrix run (exit {code}) must all pass; "
-              "their figures time failing tests", file=sys.stderr)
-        return 1
-    return 0
 
 
 def table(document: dict[str, Any]) -> list[str]:

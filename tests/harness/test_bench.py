@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness import golden, results
@@ -91,3 +93,132 @@ def test_every_configuration_takes_every_place_in_the_run_order() -> None:
     assert all(sorted(order) == sorted(bench.CONFIGS) for order in orders)
     for place in range(len(bench.CONFIGS)):
         assert {order[place] for order in orders} == set(bench.CONFIGS)
+
+
+# --- the peer comparison (PyTorch's own variant files against the harness): its pure parts ---------------------
+
+JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
+<testcase classname="test_serdes.SerDesExportNonStrictTestExport" name="test_a_serdes_nonstrict" time="1.5"/>
+<testcase classname="test_serdes.SerDesExportNonStrictTestExport" name="test_b_serdes_nonstrict" time="2.0">
+ <failure message="AssertionError: no">trace</failure></testcase>
+<testcase classname="test_serdes.SerDesExportNonStrictTestExport" name="test_c_serdes_nonstrict" time="0.1">
+ <skipped type="pytest.xfail" message="">expected</skipped></testcase>
+<testcase classname="test_serdes.SerDesExportNonStrictTestExport" name="test_d_serdes_nonstrict" time="0.1">
+ <skipped type="pytest.skip" message="not on CPU">skip</skipped></testcase>
+<testcase classname="test_serdes.SerDesExportNonStrictTestDynamismExpression" name="test_e_serdes_nonstrict"
+ time="0.2"><failure message="Unexpected success">x</failure></testcase>
+<testcase classname="test_serdes.SerDesExportNonStrictTestExport" name="test_f_serdes_nonstrict" time="0.3">
+ <error message="failed on setup">x</error></testcase>
+<testcase classname="test_serdes.SerDesExportNonStrictTestExport" name="test_g_serdes_nonstrict" time="0.3">
+ <failure message="[XPASS(strict)] reason">x</failure></testcase>
+</testsuite></testsuites>"""
+
+
+def test_junit_outcomes_tell_every_outcome_apart() -> None:
+    outcomes = bench.junit_outcomes(JUNIT)
+    cls = "SerDesExportNonStrictTestExport"
+    assert outcomes[cls, "test_a_serdes_nonstrict"] == ("passed", 1.5)
+    assert outcomes[cls, "test_b_serdes_nonstrict"] == ("failed", 2.0)
+    assert outcomes[cls, "test_c_serdes_nonstrict"][0] == "xfailed"
+    assert outcomes[cls, "test_d_serdes_nonstrict"][0] == "skipped"
+    assert outcomes["SerDesExportNonStrictTestDynamismExpression", "test_e_serdes_nonstrict"][0] == "xpassed"
+    assert outcomes[cls, "test_f_serdes_nonstrict"][0] == "error"
+    assert outcomes[cls, "test_g_serdes_nonstrict"][0] == "xpassed"
+
+
+def test_variant_ids_map_back_with_the_registrys_prefix_and_suffix() -> None:
+    prefix, suffix = bench.peer_prefix("serdes_non_strict"), bench.peer_suffix("serdes_non_strict")
+    classes = ("TestExport", "TestDynamismExpression")
+    assert bench.map_peer_id(f"{prefix}TestExport", f"test_a{suffix}", prefix, suffix, classes) == "TestExport::test_a"
+    # a class outside the comparison is left out, even one whose name ends like a compared one's
+    assert bench.map_peer_id(f"{prefix}TestExportCustomClass", "test_x", prefix, suffix, classes) is None
+    # a prefix the registry does not know still maps (the comparison reports the prefix it saw)
+    assert bench.map_peer_id("CppSerdesTestExport", "test_a_cpp_serdes", "CppSerdesExport", "_cpp_serdes",
+                             classes) == "TestExport::test_a"
+    assert bench.peer_prefixes_seen({("CppSerdesTestExport", "t"): 0}, classes) == ["CppSerdes"]
+
+
+def test_every_peer_variant_selects_its_own_files_classes() -> None:
+    for wrapper, (variant_file, prefix, classes) in bench.PEER_VARIANTS.items():
+        commands = bench.peer_commands(wrapper, Path("/tmp/x.xml"), Path("/tmp/x.json"), "-k test_a")
+        assert commands["pytorch"][: len(classes)] == [f"{variant_file}::{prefix}{c}" for c in classes]
+        assert commands["harness"][: len(classes)] == [f"{bench.PEER_SUITE}::{c}" for c in classes]
+        assert ["--export-wrapper", wrapper, "--pytorch-compat"] == commands["harness"][
+            commands["harness"].index("--export-wrapper"):][:3]
+        assert "no:export_harness" in commands["pytorch"] and "--pytorch-compat" not in commands["pytorch"]
+        for side in bench.PEER_SIDES:  # the same workers and selection on both sides
+            assert commands[side][commands[side].index("-n"):][:4] == ["-n", "2", "-k", "test_a"]
+
+
+def test_agreement_lists_every_difference() -> None:
+    pytorch = {"T::a": ("passed", 1.0), "T::b": ("failed", 1.0), "T::c": ("xfailed", 1.0), "T::p": ("passed", 1.0)}
+    harness = {"T::a": ("passed", 3.0), "T::b": ("passed", 1.5), "T::c": ("xfailed", 0.5), "T::h": ("passed", 1.0)}
+    summary = bench.agreement(pytorch, harness)
+    assert (summary["tests"], summary["matches"]) == (3, 2)
+    assert summary["agreement"] == pytest.approx(2 / 3)
+    assert summary["differences"] == [{"test": "T::b", "pytorch": "failed", "harness": "passed"}]
+    assert (summary["only_pytorch"], summary["only_harness"]) == (["T::p"], ["T::h"])
+    assert summary["outcomes"]["pytorch"] == {"passed": 1, "failed": 1, "xfailed": 1}
+    slowest = bench.slowest_differences(pytorch, harness, top=2)
+    assert [(s["test"], s["extra"]) for s in slowest] == [("T::a", 2.0), ("T::b", 0.5)]
+
+
+def test_peer_order_alternates_and_the_ratio_is_paired() -> None:
+    assert [bench.peer_order(i) for i in range(3)] == [
+        ("pytorch", "harness"), ("harness", "pytorch"), ("pytorch", "harness")
+    ]
+    ratio = bench.peer_ratio({"pytorch": [10.0, 20.0, 12.0], "harness": [11.0, 18.0, 12.0]})
+    assert ratio["median_seconds"] == {"pytorch": 12.0, "harness": 12.0}
+    assert ratio["ratio"] == 1.0
+    assert ratio["ratio_range"] == [pytest.approx(0.9), pytest.approx(1.1)]
+
+
+def test_unstable_tests_are_the_ones_whose_outcome_changed_between_repeats() -> None:
+    first = {("T", "a"): ("passed", 1.0), ("T", "b"): ("failed", 1.0)}
+    second = {("T", "a"): ("passed", 1.0), ("T", "b"): ("passed", 1.0)}
+    assert bench.unstable([first, second]) == ["T::b"]
+    assert bench.unstable([]) == []
+
+
+def test_peer_comparison_is_skipped_with_one_line(tmp_path: Path) -> None:
+    assert "no --pytorch-dir" in (bench.peer_skip_reason(None) or "")
+    assert "does not exist" in (bench.peer_skip_reason(tmp_path / "nowhere") or "")
+    (tmp_path / bench.PEER_SUITE).write_text("")
+    assert bench.peer_skip_reason(tmp_path) is None
+
+
+def test_peer_table_gives_the_ratio_against_the_goal_and_every_difference() -> None:
+    peer = {
+        "wrapper": "cpp_serdes", "variant_file": "test_cpp_serdes.py", "tests": 465, "matches": 462,
+        "agreement": 462 / 465, "median_seconds": {"pytorch": 100.0, "harness": 98.0}, "ratio": 0.98,
+        "ratio_range": [0.95, 1.01], "cpu_ratio": 0.97,
+        "registry_prefix": "CppSerdesExport", "prefixes_seen": ["CppSerdes"],
+        "only_pytorch": [], "only_harness": ["TestExport::x"],
+        "differences": [{"test": "TestExport::test_a", "pytorch": "passed", "harness": "failed"}],
+    }
+    text = "\n".join(bench.peer_table([peer]))
+    assert "| `cpp_serdes` (test_cpp_serdes.py) | 465 | 462 (99.4 %) | 100.0 s / 98.0 s " in text
+    assert "| **0.98** (within the goal 1.00) | 0.95 to 1.01 | 0.97 |" in text
+    assert "the registry's pytorch_class_prefix is 'CppSerdesExport'" in text
+    assert "1 test(s) only harness" in text
+    assert "- `TestExport::test_a`: passed / failed" in text
+    peer["ratio"] = 1.02
+    assert "**1.02** (over the goal 1.00)" in "\n".join(bench.peer_table([peer]))
+
+
+def test_peer_summary_maps_the_variant_files_ids_and_times_every_repeat() -> None:
+    harness_xml = JUNIT.replace("test_serdes.SerDesExportNonStrict", "test_export.").replace("_serdes_nonstrict", "")
+    harness_xml = harness_xml.replace('message="AssertionError: no"', 'message="x"').replace(
+        '<failure message="x">trace</failure>', "")  # test_b passes under the harness
+    repeats = [
+        {"pytorch": {"wall": wall, "cpu": 1.0, "exit_code": 1, "report": JUNIT},
+         "harness": {"wall": wall * 0.9, "cpu": 1.0, "exit_code": 1, "report": harness_xml}}
+        for wall in (10.0, 20.0)
+    ]
+    summary = bench.peer_summary("serdes_non_strict", repeats)
+    assert summary["tests"] == 7
+    assert summary["differences"] == [{"test": "TestExport::test_b", "pytorch": "failed", "harness": "passed"}]
+    assert summary["ratio"] == pytest.approx(0.9)
+    assert summary["cpu_ratio"] == 1.0
+    assert summary["prefixes_seen"] == ["SerDesExportNonStrict"]
+    assert summary["unstable"] == {"pytorch": [], "harness": []}
