@@ -52,8 +52,9 @@ QUIET = ("-rfE", "--disable-warnings")
 """A wrapper session ends with its outcome: failures and errors listed, warnings counted by category.
 
 Given after the session's own arguments, `-ra` or `-rw` (or any -r) in the posargs wins."""
-RESULTS = ("--results-dir=results",)
-"""Sessions keep their results files in results/ (plain pytest writes none unless asked)."""
+RESULTS = ("--results-dir=results", "--repro-dir=reports/repro")
+"""Sessions keep their results files in results/ (plain pytest writes none unless asked), and a repro bundle per
+unexpected failure of a wrapper stage or of a check after a transformation in reports/repro/ (docs/repro-bundles.md)."""
 HARNESS_TESTS = "tests/harness"
 XDIST = ("-n", "auto", "--dist", "worksteal")
 """How the export suite is spread over cores: worksteal was as fast as or faster than load, loadscope and

@@ -17,6 +17,7 @@ from _pytest._code.code import ExceptionChainRepr, ReprEntry
 
 from harness.errors import ExportWrapperError
 from harness.marks import chain
+from harness.recording import WRAPPER_ATTR
 
 
 def wrapper_error(exc: BaseException) -> ExportWrapperError | None:
@@ -41,7 +42,11 @@ def headline(report: pytest.TestReport, exc: BaseException, bundle: Path | None)
         lines = [f"export wrapper {error.wrapper!r} failed at stage {error.stage!r}", f"cause: {cause_line(cause)}"]
     elif bundle is not None:
         summary = cause_line(exc)
-        lines = [f"the test's own check failed after the wrapper transformed the program: {summary}"]
+        wrapper = getattr(report, WRAPPER_ATTR, None)
+        lines = [
+            f"export wrapper {wrapper!r} transformed the program, then the test's own check failed",
+            f"cause: {summary}",
+        ]
     else:
         return
     if bundle is not None:

@@ -2,7 +2,8 @@
 
 The wrappers (``harness/wrappers.py``) only transform programs. Everything around them lives here:
 binding a wrapper into a drop-in function, recording each call's outcome (transformed, or the stage
-that broke) and timings, showing the first program to an observer (golden artifacts), and the
+that broke) and timings, showing the first program to an observer (golden artifacts), keeping references
+to what each call handled until the end of the test phase (repro bundles, ``harness/repro``), and the
 process-wide patch itself. The plugin keeps the patch's handle in ``config.stash``.
 """
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +36,45 @@ Timer = Callable[[tuple[float, float]], None]
 Observer = Callable[[WrapperCall, "ExportedProgram"], None]
 """Told of each call's first program, as torch returned it, before any stage transforms it (golden artifacts)."""
 
+MAX_CAPTURES = 64
+"""Wrapper calls an :class:`ExportPatch` keeps for one test phase (the newest); a phase rarely makes more."""
+
+
+@dataclass(eq=False)
+class Capture:
+    """What one wrapper call handled, by reference only: what a repro bundle needs if the phase fails.
+
+    ``mod``, ``args``, ``kwargs`` and ``options`` are those of the first export, as the wrapper called
+    torch (``strict=True`` added by a strict variant, for instance); ``first`` is its program as torch
+    returned it, ``transformed`` what the wrapper returned, ``error`` what it raised instead and
+    ``stage`` where (``None``: transformed; ``export``: torch's first export raised). Nothing is copied:
+    a capture costs a few references and is dropped at the end of the test phase (:meth:`ExportPatch.drain_captures`).
+    """
+
+    wrapper: Wrapper
+    mod: Any = None
+    args: Any = ()
+    kwargs: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+    first: ExportedProgram | None = None
+    transformed: ExportedProgram | None = None
+    error: BaseException | None = None
+    stage: str | None = None
+
+    def first_export(self, args: tuple[Any, ...], kwargs: dict[str, Any], program: ExportedProgram) -> None:
+        """Keep the first export's arguments (as ``torch.export.export`` takes them) and its program."""
+        names = ("mod", "args", "kwargs")
+        options = dict(kwargs)
+        given = dict(zip(names, args, strict=False))
+        given.update({name: options.pop(name) for name in names if name in options})
+        self.mod, self.args, self.kwargs = given.get("mod"), given.get("args", ()), given.get("kwargs")
+        self.options = options
+        self.first = program
+
+
+Capturer = Callable[[Capture], None]
+"""Told of each wrapper call once it returned or raised (repro bundles)."""
+
 _installed: ExportPatch | None = None
 
 
@@ -42,12 +84,15 @@ def bind(
     record: Recorder,
     timer: Timer | None = None,
     observer: Observer | None = None,
+    capture: Capturer | None = None,
 ) -> ExportFn:
     """The drop-in for ``torch.export.export`` that runs ``wrapper`` and reports each call.
 
     The first call of torch's export inside a wrapper call is "the first export": its time is the
     baseline of the wrapper's cost, its program is what the observer sees, and an exception from it
     reaches the caller unchanged (export-error tests depend on torch's types) while being counted.
+    ``capture`` is told of every call (a :class:`Capture`: references to the first export's arguments
+    and program, and to the transformed program or the stage error).
     """
 
     def export(
@@ -58,12 +103,15 @@ def bind(
     ) -> ExportedProgram:
         first_seconds: list[float] = []
         call: WrapperCall
+        captured = Capture(wrapper) if capture is not None else None
 
         def timed_export(*a: Any, **k: Any) -> ExportedProgram:
             begin = time.perf_counter()
             program = original_export(*a, **k)
             if not first_seconds:
                 first_seconds.append(time.perf_counter() - begin)
+                if captured is not None:
+                    captured.first_export(a, k, program)
                 if observer is not None:
                     observer(call, program)
             return program
@@ -74,11 +122,14 @@ def bind(
             program = wrapper.transform(call)
         except ExportWrapperError as exc:
             record(exc.stage)
+            _captured(capture, captured, error=exc, stage=exc.stage)
             raise
-        except Exception:
+        except Exception as exc:
             record(EXPORT_STAGE)
+            _captured(capture, captured, error=exc, stage=EXPORT_STAGE)
             raise
         record(None)
+        _captured(capture, captured, transformed=program)
         if timer is not None and first_seconds:
             timer((first_seconds[0], time.perf_counter() - start))
         return program
@@ -89,6 +140,13 @@ def bind(
     export.__qualname__ = f"export[{wrapper.name}]"
     export.__doc__ = f"torch.export.export under the {wrapper.name!r} wrapper: {wrapper.description}"
     return export
+
+
+def _captured(capture: Capturer | None, captured: Capture | None, **outcome: Any) -> None:
+    if capture is not None and captured is not None:
+        for name, value in outcome.items():
+            setattr(captured, name, value)
+        capture(captured)
 
 
 def _is_own_module(name: str) -> bool:
@@ -128,16 +186,25 @@ class ExportPatch:
         self.original = original
         self._outcomes: list[str | None] = []
         self._timings: list[tuple[float, float]] = []
+        self._captures: deque[Capture] = deque(maxlen=MAX_CAPTURES)
         self.observer: Observer | None = None
         """Shown each call's first program while set (the golden-artifact plugin sets it around golden tests)."""
-        record, timer, observe = self._outcomes.append, self._timings.append, self._observe
-        self._choices = {w.name: bind(w, original, record, timer, observe) for w in choices}
-        self.function: ExportFn = self._dispatcher() if choices else bind(wrapper, original, record, timer, observe)
+        self.capturing = False
+        """Keep a :class:`Capture` of each call until :meth:`drain_captures` (set while repro bundles are on)."""
+        record, timer, observe, keep = self._outcomes.append, self._timings.append, self._observe, self._capture
+        self._choices = {w.name: bind(w, original, record, timer, observe, keep) for w in choices}
+        self.function: ExportFn = (
+            self._dispatcher() if choices else bind(wrapper, original, record, timer, observe, keep)
+        )
         self.rebound: list[tuple[ModuleType, str]] = []
 
     def _observe(self, call: WrapperCall, program: ExportedProgram) -> None:
         if self.observer is not None:
             self.observer(call, program)
+
+    def _capture(self, captured: Capture) -> None:
+        if self.capturing:
+            self._captures.append(captured)
 
     def _dispatcher(self) -> ExportFn:
         """One installed function that calls the current wrapper (matrix mode switches it per test)."""
@@ -175,6 +242,12 @@ class ExportPatch:
         """(first export, whole call) seconds of each program transformed since the last call."""
         timings, self._timings[:] = list(self._timings), []
         return timings
+
+    def drain_captures(self) -> list[Capture]:
+        """The calls captured since the last call, oldest first (at most :data:`MAX_CAPTURES`); drops them here."""
+        captures = list(self._captures)
+        self._captures.clear()
+        return captures
 
 
 def install(wrapper: Wrapper, *, patch_attribute: bool = True, choices: Sequence[Wrapper] = ()) -> ExportPatch:

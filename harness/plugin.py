@@ -42,7 +42,9 @@ PATCH_KEY = pytest.StashKey[patching.ExportPatch]()
 WORKERINPUT_KEY = "export_harness_plan"
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    from harness import repro
+
     group = parser.getgroup("export-harness", "torch.export wrapper harness")
     group.addoption(OPTION, dest="export_wrapper", default=None, metavar="NAME", help=WRAPPER_HELP)
     group.addoption(
@@ -55,6 +57,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     recording.addoption(group)
     sharding_plugin.addoption(group)
     golden.addoption(group)
+    repro.addoption(group)
+    pluginmanager.register(repro.ReproRun(), repro.PLUGIN_NAME)  # --repro-dir: bundles of failures (harness/repro)
     parser.addini(INI_KEY, help=WRAPPER_INI_HELP, default="")
     parser.addini(COMPAT_INI_KEY, help=COMPAT_HELP, type="bool", default=False)
 
@@ -208,12 +212,17 @@ class WrappedRun:
             marks.apply(item, self.wrappers.get(name or "", self.patch.wrapper))
 
     @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, Any, None]:
+        from harness import repro
+
         outcome = yield
         report = outcome.get_result()
         recording.annotate(report, call, self.patch.drain(), self.patch.drain_timings(), self.patch.wrapper.name)
+        bundle = repro.after_phase(item, report, call, self.patch.drain_captures())  # off: captures just dropped
         if report.failed and call.excinfo is not None:
-            failures.headline(report, call.excinfo.value, bundle=None)
+            failures.headline(report, call.excinfo.value, bundle=bundle)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # A report without a wrapper (xdist's report of a crashed test) carries no programs either.

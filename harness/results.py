@@ -16,6 +16,8 @@ A results file is JSON, version 2::
                 "stage": "deserialize", "cause": "KeyError: 'foo'", "duration": 0.12,
                 "timings": [[0.05, 0.09], ...]}, ...]}
 
+A record may also hold ``"bundle": "reports/repro/<test>__<wrapper>"``, the repro bundle of its failure
+(``--repro-dir``); it is written only when there is one, and readers that predate it ignore it.
 ``timings`` holds, per program the wrapper transformed, the seconds of its first export and of the whole
 wrapper call (``tools/bench.py`` turns them into each wrapper's cost over plain export). ``selection`` says
 what the run selected; its ``key`` digests the paths, ``-k``, ``-m``, ``--deselect`` and the other
@@ -74,13 +76,17 @@ class Record:
     duration: float = 0.0
     timings: list[list[float]] = field(default_factory=list)
     """[first export, whole wrapper call] seconds per transformed program."""
+    bundle: str | None = None
+    """The repro bundle's folder, as the run named it (``reports/repro/<test>__<wrapper>``); ``None``: none.
+
+    Optional in the file (written only when set, ignored by readers that predate it), so version 2 stands."""
 
     @property
     def key(self) -> tuple[str, str]:
         return self.test, self.wrapper
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "test": self.test,
             "wrapper": self.wrapper,
             "outcome": self.outcome,
@@ -89,6 +95,9 @@ class Record:
             "duration": self.duration,
             "timings": [list(pair) for pair in self.timings],
         }
+        if self.bundle is not None:
+            document["bundle"] = self.bundle
+        return document
 
 
 @dataclass(frozen=True)
@@ -294,7 +303,7 @@ def _record(entry: Any, index: int, source: str) -> Record:
             raise ResultsError(f"{source}: tests[{index}].timings holds {pair!r:.100}, not [first export, call] "
                                "seconds")
         pairs.append([float(n) for n in numbers if n is not None])
-    stage, cause = entry.get("stage"), entry.get("cause")
+    stage, cause, bundle = entry.get("stage"), entry.get("cause"), entry.get("bundle")
     return Record(
         test=entry["test"],
         wrapper=entry["wrapper"],
@@ -303,6 +312,7 @@ def _record(entry: Any, index: int, source: str) -> Record:
         cause=cause if isinstance(cause, str) else None,
         duration=_number(entry.get("duration")) or 0.0,
         timings=pairs,
+        bundle=bundle if isinstance(bundle, str) else None,
     )
 
 

@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     markdown = render_markdown(report, comparison, show_new_removed=args.show_new_removed)
     (out / "report.md").write_text(markdown, encoding="utf-8")
-    (out / "report.html").write_text(render_html(report, comparison), encoding="utf-8")
+    (out / "report.html").write_text(render_html(report, comparison, links_from=out), encoding="utf-8")
     (out / "report.json").write_text(json.dumps(to_json(report, comparison), indent=1) + "\n", encoding="utf-8")
     if args.write_baseline:
         results.write(Path(args.write_baseline), results.merged_file(report.merged, report.wrappers))

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from functools import cache
 from importlib import resources
+from pathlib import Path, PurePath
 from typing import Any
+from urllib.parse import quote
 
 from harness import results
 from harness.report.model import Comparison, Results, header, selection_lines, summary
@@ -21,13 +24,26 @@ def template() -> str:
     return resources.files("harness.report").joinpath(TEMPLATE).read_text(encoding="utf-8")
 
 
-def _html_data(report: Results, comparison: Comparison | None) -> dict[str, Any]:
+def bundle_href(bundle: str, links_from: str | os.PathLike[str] | None) -> str:
+    """A link to a repro bundle's folder, relative to the page's folder when given (both as the run named them)."""
+    path = bundle
+    if links_from is not None and not PurePath(bundle).is_absolute():
+        path = os.path.relpath(bundle, links_from)
+    posix = PurePath(path).as_posix()
+    prefix = "file://" if PurePath(posix).is_absolute() else ""
+    return prefix + quote(posix) + "/"
+
+
+def _html_data(
+    report: Results, comparison: Comparison | None, links_from: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
     wrappers = report.wrappers
     tests = report.tests
     test_index = {t: i for i, t in enumerate(tests)}
     wrapper_index = {w: i for i, w in enumerate(wrappers)}
     texts: dict[str, int] = {}
     stages: dict[str, int] = {}
+    bundles: dict[str, int] = {}
     regressed = {(c.test, c.wrapper) for c in comparison.regressions} if comparison else set()
     cells = []
     for (test, wrapper), record in sorted(report.records.items()):
@@ -40,6 +56,7 @@ def _html_data(report: Results, comparison: Comparison | None) -> dict[str, Any]
                 texts.setdefault(record.cause, len(texts)) if record.cause else -1,
                 round(record.duration, 3),
                 1 if (test, wrapper) in regressed else 0,
+                bundles.setdefault(record.bundle, len(bundles)) if record.bundle else -1,
             ]
         )
     return {
@@ -49,6 +66,7 @@ def _html_data(report: Results, comparison: Comparison | None) -> dict[str, Any]
         "stages": list(stages),
         "causes": list(texts),
         "cells": cells,
+        "bundles": [[bundle, bundle_href(bundle, links_from)] for bundle in bundles],
         "baseline": comparison.baseline if comparison else None,
     }
 
@@ -77,8 +95,15 @@ def _selection(report: Results) -> str:
     )
 
 
-def render_html(report: Results, comparison: Comparison | None = None) -> str:
-    """One self-contained page: tests by wrappers coloured by outcome, with filters and causes."""
+def render_html(
+    report: Results, comparison: Comparison | None = None, *, links_from: str | Path | None = None
+) -> str:
+    """One self-contained page: tests by wrappers coloured by outcome, with filters and causes.
+
+    A cell whose record names a repro bundle links to its folder; ``links_from`` is the folder the page
+    is written to, so the links are relative to it (bundle paths are as the run named them, relative to
+    the directory it ran in, which the report is expected to run in too).
+    """
     counts = summary(report)
     rows = "".join(
         f"<tr><td><code>{html.escape(w)}</code></td>"
@@ -101,7 +126,7 @@ def render_html(report: Results, comparison: Comparison | None = None) -> str:
         ("__SELECTION__", _selection(report)),
         ("__SUMMARY__", f"<table id=summary><tr><th>wrapper</th>{heads}<th>total</th></tr>{rows}</table>"),
         ("__BASELINE__", changes),
-        ("__DATA__", _script_json(_html_data(report, comparison))),
+        ("__DATA__", _script_json(_html_data(report, comparison, links_from))),
     ):
         page = page.replace(key, value, 1)
     return page

@@ -113,7 +113,8 @@ def render_markdown(
         ]
         by_test: dict[str, list[str]] = defaultdict(list)
         for test, wrapper in group.members:
-            by_test[test].append(wrapper)
+            bundle = report.records[(test, wrapper)].bundle
+            by_test[test].append(f"{wrapper}: repro bundle {_code(bundle)}" if bundle else wrapper)
         for test, names in list(by_test.items())[:GROUP_EXAMPLES]:
             lines.append(f"- {_code(test)} ({', '.join(names)})")
         if len(by_test) > GROUP_EXAMPLES:
