@@ -510,7 +510,8 @@ class _Cond(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.lin(x)
-        return torch.cond(y.sum() > 0, lambda t: t.sin(), lambda t: t.cos(), (y,)) + x.shape[0]
+        out: torch.Tensor = torch.cond(y.sum() > 0, lambda t: t.sin(), lambda t: t.cos(), (y,)) + x.shape[0]
+        return out
 
 
 def test_program_dump_rebuilds_a_program_torch_saves_and_runs_the_same(tmp_path: Path) -> None:
