@@ -421,7 +421,7 @@ def peer_summary(wrapper: str, repeats: Sequence[Mapping[str, Mapping[str, Any]]
         **peer_ratio(walls),
         "cpu_ratio": peer_ratio({side: [r[side]["cpu"] for r in repeats] for side in PEER_SIDES})["ratio"],
         **agreement(pytorch, harness),
-        "test_seconds": {side: sum(s for _, s in tests.values()) for side, tests in (
+        "test_seconds": {side: sum(tests[t][1] for t in set(pytorch) & set(harness)) for side, tests in (
             ("pytorch", pytorch), ("harness", harness))},
         "slowest_differences": slowest_differences(pytorch, harness),
         "unstable": {side: unstable(every[side]) for side in PEER_SIDES},
@@ -476,6 +476,11 @@ def peer_table(peers: Sequence[Mapping[str, Any]], goal: float = PEER_GOAL) -> l
             f"| {peer.get('cpu_ratio', float('nan')):.2f} |"
         )
     for peer in peers:
+        seconds = peer.get("test_seconds")
+        if seconds and seconds["pytorch"]:
+            rows.append(f"\n{peer['wrapper']}: per-test seconds (junit, setup to teardown) summed over the "
+                        f"{peer['tests']} tests: PyTorch {seconds['pytorch']:.1f} s, "
+                        f"harness {seconds['harness']:.1f} s ({seconds['harness'] / seconds['pytorch']:.2f})")
         if peer["prefixes_seen"] and peer["registry_prefix"] not in peer["prefixes_seen"]:
             rows.append(f"\n{peer['wrapper']}: PyTorch's file names its classes {peer['prefixes_seen']}, "
                         f"the registry's pytorch_class_prefix is {peer['registry_prefix']!r}")

@@ -191,7 +191,7 @@ def test_peer_table_gives_the_ratio_against_the_goal_and_every_difference() -> N
     peer = {
         "wrapper": "cpp_serdes", "variant_file": "test_cpp_serdes.py", "tests": 465, "matches": 462,
         "agreement": 462 / 465, "median_seconds": {"pytorch": 100.0, "harness": 98.0}, "ratio": 0.98,
-        "ratio_range": [0.95, 1.01], "cpu_ratio": 0.97,
+        "ratio_range": [0.95, 1.01], "cpu_ratio": 0.97, "test_seconds": {"pytorch": 80.0, "harness": 84.0},
         "registry_prefix": "CppSerdesExport", "prefixes_seen": ["CppSerdes"],
         "only_pytorch": [], "only_harness": ["TestExport::x"],
         "differences": [{"test": "TestExport::test_a", "pytorch": "passed", "harness": "failed"}],
@@ -201,6 +201,7 @@ def test_peer_table_gives_the_ratio_against_the_goal_and_every_difference() -> N
     assert "| **0.98** (within the goal 1.00) | 0.95 to 1.01 | 0.97 |" in text
     assert "the registry's pytorch_class_prefix is 'CppSerdesExport'" in text
     assert "1 test(s) only harness" in text
+    assert "summed over the 465 tests: PyTorch 80.0 s, harness 84.0 s (1.05)" in text
     assert "- `TestExport::test_a`: passed / failed" in text
     peer["ratio"] = 1.02
     assert "**1.02** (over the goal 1.00)" in "\n".join(bench.peer_table([peer]))
@@ -220,5 +221,6 @@ def test_peer_summary_maps_the_variant_files_ids_and_times_every_repeat() -> Non
     assert summary["differences"] == [{"test": "TestExport::test_b", "pytorch": "failed", "harness": "passed"}]
     assert summary["ratio"] == pytest.approx(0.9)
     assert summary["cpu_ratio"] == 1.0
+    assert summary["test_seconds"]["pytorch"] == pytest.approx(4.5)  # summed over the tests both sides ran
     assert summary["prefixes_seen"] == ["SerDesExportNonStrict"]
     assert summary["unstable"] == {"pytorch": [], "harness": []}
