@@ -24,6 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from harness.golden import MARKER as GOLDEN_MARKER  # noqa: E402  (needs ROOT on sys.path; no pytest, no torch)
 from harness.golden import WRAPPER as GOLDEN_WRAPPER  # noqa: E402
+from harness.mutants import LOG_ENV as MUTANTS_LOG_ENV  # noqa: E402
+from harness.mutants import matrix_value as mutants_matrix  # noqa: E402
 from harness.plan import ENV_VAR  # noqa: E402  (needs ROOT on sys.path; no pytest, no torch)
 from harness.sharding import DURATIONS_DIR as DURATIONS_DIRNAME  # noqa: E402
 from harness.wrappers import BUILTIN_WRAPPERS, Wrapper  # noqa: E402
@@ -306,6 +308,31 @@ def matrix(session: nox.Session) -> None:
         session, *SUITE_BY_DEFAULT, "--export-wrapper", "all", *XDIST, *RESULTS, *quiet_unless_asked(session.posargs),
         *session.posargs, wrapper=None,
     )
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Export suite (or the test paths given) under non_strict and every mutant: each mutant's kill rate.
+
+    One matrix run (`--export-wrapper non_strict,mutant_...`; a later `--export-wrapper` in the posargs picks
+    other mutants), its results file and the mutants' events in the session's tmp directory, then
+    `python -m harness.mutants report`: the table, survivors per module and the passing tests no mutant
+    reaches, printed and written to reports/mutants.json. Failing tests are the point, so they do not fail
+    the session; the cache is off so that `--lf` never picks up a mutant's failures.
+    """
+    tmp = Path(session.create_tmp()).resolve()
+    results, events = tmp / "mutants-results.json", tmp / "mutant-events"
+    shutil.rmtree(events, ignore_errors=True)
+    results.unlink(missing_ok=True)
+    python = shared_python(session)
+    session.run(
+        python, "-m", "pytest", *SUITE_BY_DEFAULT, "--export-wrapper", mutants_matrix(), *XDIST, "-q", "--tb=no",
+        "-rN", "--disable-warnings", "-p", "no:cacheprovider", "--results", str(results), *session.posargs,
+        env={MUTANTS_LOG_ENV: str(events)}, external=True, success_codes=[0, 1],
+    )
+    out = ROOT / "reports" / "mutants.json"
+    session.run(python, "-m", "harness.mutants", "report", str(results), "--events", str(events), "--out", str(out),
+                external=True)
 
 
 @nox.session

@@ -64,9 +64,15 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 
 
 def _list_wrappers() -> str:
-    wrappers = available_wrappers()
-    width = max(map(len, wrappers))
-    return "\n".join(f"{name:<{width}}  {w.description}" for name, w in wrappers.items())
+    """The real wrappers, then the mutants in a section of their own (selectable by name, not in ``all``)."""
+    from harness.registry import mutant_wrappers
+
+    wrappers, mutants = available_wrappers(), mutant_wrappers()
+    width = max(map(len, [*wrappers, *mutants]))
+    lines = [f"{name:<{width}}  {w.description}" for name, w in wrappers.items()]
+    lines += ["", "mutants (wrong on purpose; selectable by name, not in 'all'; `nox -s mutants` measures a suite):"]
+    lines += [f"{name:<{width}}  {w.description}" for name, w in mutants.items()]
+    return "\n".join(lines)
 
 
 def _resolve_plan(config: pytest.Config) -> RunPlan:

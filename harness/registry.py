@@ -1,4 +1,4 @@
-"""The one list of wrappers: built-ins plus those other projects register by entry point.
+"""The one list of wrappers: built-ins plus those other projects register by entry point, and the mutants apart.
 
 Every consumer (CLI choices, nox sessions, error texts, docs) asks here, and so does everything that
 reads wrapper names back: a selection value (``all``, ``a,b``) and a matrix test id (``test_x[a]``).
@@ -6,6 +6,10 @@ Other projects add a wrapper with, in their pyproject.toml::
 
     [project.entry-points."torch_export_harness.wrappers"]
     my_backend = "my_pkg.harness_wrappers:MY_BACKEND"   # a harness.Wrapper named "my_backend"
+
+The mutants (``harness.mutants.MUTANTS``, wrong on purpose) are selectable by name, alone or in a list, but
+are not wrappers of the registry proper: ``all`` does not run them, marks cannot name them, and the nox
+sessions, the README table and ``harness.wrapper_names()`` leave them out (:func:`mutant_wrappers` lists them).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from functools import cache
 from importlib.metadata import entry_points
 
 from harness.errors import UnknownWrapperError, WrapperPluginError
+from harness.mutants import MUTANTS
 from harness.wrappers import BUILTIN_WRAPPERS, Wrapper
 
 ENTRY_POINT_GROUP = "torch_export_harness.wrappers"
@@ -41,19 +46,44 @@ def _load_entry_point_wrappers() -> tuple[Wrapper, ...]:
             raise WrapperPluginError(f"{where} holds a wrapper named {wrapper.name!r}; the names must match")
         if wrapper.name in builtin_names:
             raise WrapperPluginError(f"{where} reuses the built-in wrapper name {wrapper.name!r}")
+        if wrapper.name in mutant_wrappers():
+            raise WrapperPluginError(f"{where} reuses the mutant name {wrapper.name!r}")
         loaded.append(wrapper)
     return tuple(loaded)
 
 
+class Wrappers(dict[str, Wrapper]):
+    """The real wrappers by name, in registry order, where looking a mutant up by name finds it too.
+
+    Iterating, ``in``, ``len`` and ``.get`` see the real wrappers only (what ``all`` selects and marks may
+    name); ``wrappers[name]`` also finds a mutant, so code that installs the wrappers a run plan named (the
+    plan's names were checked by :func:`parse_wrappers`) installs a mutant like any wrapper.
+    """
+
+    def __missing__(self, name: str) -> Wrapper:
+        return mutant_wrappers()[name]
+
+
 @cache
-def available_wrappers() -> dict[str, Wrapper]:
-    """Every wrapper by name, built-ins first, in a stable order."""
-    return {w.name: w for w in (*BUILTIN_WRAPPERS, *_load_entry_point_wrappers())}
+def available_wrappers() -> Wrappers:
+    """Every real wrapper by name, built-ins first, in a stable order (mutants: see :class:`Wrappers`)."""
+    return Wrappers({w.name: w for w in (*BUILTIN_WRAPPERS, *_load_entry_point_wrappers())})
+
+
+@cache
+def mutant_wrappers() -> dict[str, Wrapper]:
+    """The mutants by name, in report order: selectable by name, never part of ``all``."""
+    return {w.name: w for w in MUTANTS}
+
+
+def selectable_wrappers() -> dict[str, Wrapper]:
+    """Every name ``--export-wrapper`` accepts: the real wrappers, then the mutants."""
+    return {**available_wrappers(), **mutant_wrappers()}
 
 
 def get_wrapper(name: str, source: str = "argument") -> Wrapper:
-    """Look a wrapper up; ``source`` says where the name came from, for the error text."""
-    wrappers = available_wrappers()
+    """Look a wrapper (or a mutant) up; ``source`` says where the name came from, for the error text."""
+    wrappers = selectable_wrappers()
     try:
         return wrappers[name]
     except KeyError:
@@ -68,11 +98,12 @@ def is_matrix(value: str) -> bool:
 def parse_wrappers(value: str, source: str) -> tuple[Wrapper, ...]:
     """The wrappers a selection value names: one name, ``all`` (registry order) or ``a,b`` (given order).
 
-    Unknown names raise :class:`UnknownWrapperError`, which lists the valid names and quotes ``source``.
+    ``all`` is every real wrapper; a mutant is selected only by its name. Unknown names raise
+    :class:`UnknownWrapperError`, which lists the valid names (mutants included) and quotes ``source``.
     """
-    known = available_wrappers()
     if value.strip() == ALL:
-        return tuple(known.values())
+        return tuple(available_wrappers().values())
+    known = selectable_wrappers()
     names = list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
     if not names:
         raise UnknownWrapperError(value, source, known)
