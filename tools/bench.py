@@ -359,6 +359,11 @@ def _start(python: str, args: Sequence[str], cwd: Path, out: Path) -> tuple[subp
     return process, time.perf_counter()
 
 
+def _finished(process: subprocess.Popen[bytes]) -> bool:
+    """Whether the process has ended, without reaping it (so that :func:`_finish` gets its resource usage)."""
+    return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
 def _finish(process: subprocess.Popen[bytes], start: float) -> tuple[float, float, int]:
     """Wall and CPU seconds (the process and the xdist workers it waited for) and exit code."""
     _, status, usage = os.wait4(process.pid, 0)
@@ -379,8 +384,11 @@ def peer_run(
     timed: dict[str, tuple[float, float, int]] = {}
     if together:
         started = {side: _start(python, commands[side], pytorch_dir, logs[side]) for side in peer_order(repeat)}
-        for side, (process, start) in started.items():
-            timed[side] = _finish(process, start)
+        while len(timed) < len(started):  # poll, so that each side's wall ends when it does
+            for side, (process, start) in started.items():
+                if side not in timed and _finished(process):
+                    timed[side] = _finish(process, start)
+            time.sleep(0.2)
     else:
         for side in peer_order(repeat):
             timed[side] = _finish(*_start(python, commands[side], pytorch_dir, logs[side]))
