@@ -14,21 +14,24 @@ from typing import Any
 
 import pytest
 import torch
-from torch.export import Dim, ExportedProgram, default_decompositions, export
+from torch.export import Dim, ExportedProgram, default_decompositions
 
 from tests.export.helpers import (
+    ALL_WRAPPERS,
     LEGACY_STRICT_WRAPPERS,
     NEW_CAPTURE_WRAPPER,
     assert_same,
     bounds,
     check_export,
+    compare_program,
     decomposes,
     input_kinds,
     module_of,
+    module_state,
     op_targets,
     output_kinds,
+    program_copy,
     randn,
-    sorted_buffers,
 )
 
 aten = torch.ops.aten
@@ -39,12 +42,24 @@ STRICT_DROPS_UNUSED_STATE = (
     "num_batches_tracked in eval mode) stays in ep.state_dict but ep.module() does not register it, "
     "so the program's state misses it (module)"
 )
+STRICT_DROPS_UNUSED_STATE_MATCH = r"buffers differ from eager's by name: missing \['1\.num_batches_tracked'\]"
 
+BN_TRAIN_BACKWARD_AFTER_WRITEBACK = (
+    "torch 2.13 run_decompositions: training-mode batch norm becomes _native_batch_norm_legit_functional, whose "
+    "autograd node saves running_mean and running_var, and ep.module() then copies the new running statistics into "
+    "those same buffers in place, so a backward pass through the program raises 'one of the variables needed for "
+    "gradient computation has been modified by an inplace operation' (decompose; eager and the training IR are fine; "
+    "these tests decompose under every wrapper)"
+)
+BN_TRAIN_BACKWARD_AFTER_WRITEBACK_MATCH = (
+    r"one of the variables needed for gradient computation has been modified by an inplace operation"
+)
 V2_PLACEHOLDERS_RENAMED = (
     "torch 2.13 strict_v2 (new capture path): with dynamic_shapes omitted the user-input placeholders are named "
     "after the flattened inputs (args_0, ...), and run_decompositions renames them to forward's parameter names "
     "(x), so the decomposed program's user_inputs differ from the program's (export, decompose)"
 )
+V2_PLACEHOLDERS_RENAMED_MATCH = r"assert \('x',\) == \('args_0',\)"
 
 
 @torch.library.custom_op("harness_decomp::scaled_sin", mutates_args=())
@@ -58,30 +73,6 @@ def _scaled_sin_fake(x: torch.Tensor, k: float) -> torch.Tensor:
     return torch.empty_like(x)
 
 
-def _clone(args: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
-
-
-def _check_export_any_buffer_order(
-    mod: torch.nn.Module, args: tuple[Any, ...], *, fresh: Sequence[tuple[Any, ...]] = (), **export_options: Any
-) -> ExportedProgram:
-    """``check_export`` for BatchNorm models: buffers are compared by name, not in registration order.
-
-    Strict export registers BatchNorm's buffers as num_batches_tracked, running_mean, running_var
-    (first use), eager as running_mean, running_var, num_batches_tracked, and
-    ``helpers.check_export`` compares the two buffer dicts as ordered pytrees.
-    """
-    eager = copy.deepcopy(mod)
-    ep = export(mod, args, **export_options)
-    program = ep.module()
-    for run_args in [args, *fresh]:
-        eager_in, program_in = _clone(run_args), _clone(run_args)
-        assert_same(program(*program_in), eager(*eager_in), rtol=1e-5, atol=1e-5)
-        assert_same(program_in, eager_in)
-        assert_same(sorted_buffers(program), sorted_buffers(eager), rtol=1e-5, atol=1e-5)
-    return ep
-
-
 def _matches_eager(
     decomposed: ExportedProgram,
     model: torch.nn.Module,
@@ -90,20 +81,16 @@ def _matches_eager(
     rtol: float | None = None,
     atol: float | None = None,
 ) -> None:
-    """Run ``decomposed.module()`` against an eager copy of ``model`` that starts from the program's state.
+    """Run a copy of ``decomposed.module()`` against a fresh eager copy of ``model``, starting from its own state.
 
-    ``check_export`` has already run the program, and the program's tensors may alias
-    the model's, so eager starts from ``decomposed.state_dict`` rather than from ``model``.
-    Outputs, mutated inputs and buffers must agree after every run.
+    ``check_export`` exports and runs copies, so ``model`` and the programs derived from its ``ep`` still hold
+    the model's initial state; the decomposed program must start from it (checked, never copied from it to
+    eager). Then outputs, mutated inputs, buffers, parameters and gradients must agree after every run.
     """
     eager = copy.deepcopy(model)
-    eager.load_state_dict(decomposed.state_dict)
-    program = decomposed.module()
-    for args in runs:
-        eager_in, program_in = _clone(args), _clone(args)
-        assert_same(program(*program_in), eager(*eager_in), rtol=rtol, atol=atol)
-        assert_same(program_in, eager_in, rtol=rtol, atol=atol)
-        assert_same(sorted_buffers(program), sorted_buffers(eager), rtol=rtol, atol=atol)
+    program = program_copy(decomposed)
+    assert_same(module_state(program), module_state(eager), rtol=rtol, atol=atol)
+    compare_program(program, eager, [(tuple(args), {}) for args in runs], rtol=rtol, atol=atol, first_is_example=False)
 
 
 def _is_core_aten(target: Any) -> bool:
@@ -241,11 +228,16 @@ def test_empty_table_keeps_non_core_ops() -> None:
 @pytest.mark.parametrize(
     "mode",
     [
-        "train",
+        pytest.param(
+            "train",
+            marks=pytest.mark.xfail_under(
+                *ALL_WRAPPERS, reason=BN_TRAIN_BACKWARD_AFTER_WRITEBACK, match=BN_TRAIN_BACKWARD_AFTER_WRITEBACK_MATCH
+            ),
+        ),
         pytest.param(
             "eval",
             marks=pytest.mark.xfail_under(
-                *LEGACY_STRICT_WRAPPERS, reason=STRICT_DROPS_UNUSED_STATE, raises=AssertionError
+                *LEGACY_STRICT_WRAPPERS, reason=STRICT_DROPS_UNUSED_STATE, match=STRICT_DROPS_UNUSED_STATE_MATCH
             ),
         ),
     ],
@@ -253,7 +245,7 @@ def test_empty_table_keeps_non_core_ops() -> None:
 def test_empty_table_batch_norm(mode: str) -> None:
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
     model.train(mode == "train")
-    ep = _check_export_any_buffer_order(model, (randn(5, 4),), fresh=[(randn(5, 4),)])
+    ep = check_export(model, (randn(5, 4),), fresh=[(randn(5, 4),)], rtol=1e-5, atol=1e-5)
     decomposed = ep.run_decompositions({})
     targets = op_targets(decomposed)
     assert "aten.batch_norm.default" not in targets
@@ -401,7 +393,7 @@ def test_default_table_is_idempotent() -> None:
     _matches_eager(twice, model, [(randn(2, 4),)], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_PLACEHOLDERS_RENAMED, raises=AssertionError)
+@pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_PLACEHOLDERS_RENAMED, match=V2_PLACEHOLDERS_RENAMED_MATCH)
 def test_decomposition_preserves_state_and_input_kinds() -> None:
     model = _Counter()
     ep = check_export(model, (randn(3, 4),))
@@ -475,10 +467,13 @@ def test_decomposition_dynamic_flatten_keeps_symbolic_view() -> None:
         decomposed.module()(randn(17, 3, 4))
 
 
+@pytest.mark.xfail_under(
+    *ALL_WRAPPERS, reason=BN_TRAIN_BACKWARD_AFTER_WRITEBACK, match=BN_TRAIN_BACKWARD_AFTER_WRITEBACK_MATCH
+)
 def test_decomposition_dynamic_batch_norm_training() -> None:
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
     batch = Dim("batch", min=2, max=64)
-    ep = _check_export_any_buffer_order(model, (randn(4, 4),), fresh=[(randn(9, 4),)], dynamic_shapes=({0: batch},))
+    ep = check_export(model, (randn(4, 4),), fresh=[(randn(9, 4),)], dynamic_shapes=({0: batch},), rtol=1e-5, atol=1e-5)
     decomposed = ep.run_decompositions()
     assert "aten._native_batch_norm_legit_functional.default" in op_targets(decomposed)
     assert bounds(decomposed) == [(2, 64)]
