@@ -480,8 +480,8 @@ def peer_table(peers: Sequence[Mapping[str, Any]], goal: float = PEER_GOAL) -> l
         rows.append(
             f"| `{peer['wrapper']}` ({peer['variant_file']}) | {peer['tests']} | {peer['matches']} "
             f"({100 * peer['agreement']:.1f} %) | {medians['pytorch']:.1f} s / {medians['harness']:.1f} s "
-            f"| **{peer['ratio']:.2f}** ({ok} the goal {goal:.2f}) | {low:.2f} to {high:.2f} "
-            f"| {peer.get('cpu_ratio', float('nan')):.2f} |"
+            f"| **{peer['ratio']:.3f}** ({ok} the goal {goal:.2f}) | {low:.3f} to {high:.3f} "
+            f"| {peer.get('cpu_ratio', float('nan')):.3f} |"
         )
     for peer in peers:
         seconds = peer.get("test_seconds")

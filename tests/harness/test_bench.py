@@ -198,13 +198,13 @@ def test_peer_table_gives_the_ratio_against_the_goal_and_every_difference() -> N
     }
     text = "\n".join(bench.peer_table([peer]))
     assert "| `cpp_serdes` (test_cpp_serdes.py) | 465 | 462 (99.4 %) | 100.0 s / 98.0 s " in text
-    assert "| **0.98** (within the goal 1.00) | 0.95 to 1.01 | 0.97 |" in text
+    assert "| **0.980** (within the goal 1.00) | 0.950 to 1.010 | 0.970 |" in text
     assert "the registry's pytorch_class_prefix is 'CppSerdesExport'" in text
     assert "1 test(s) only harness" in text
     assert "summed over the 465 tests: PyTorch 80.0 s, harness 84.0 s (1.05)" in text
     assert "- `TestExport::test_a`: passed / failed" in text
-    peer["ratio"] = 1.02
-    assert "**1.02** (over the goal 1.00)" in "\n".join(bench.peer_table([peer]))
+    peer["ratio"] = 1.001
+    assert "**1.001** (over the goal 1.00)" in "\n".join(bench.peer_table([peer]))
 
 
 def test_peer_summary_maps_the_variant_files_ids_and_times_every_repeat() -> None:
