@@ -32,7 +32,7 @@ from harness.plan import (
     RunPlan,
     resolve,
 )
-from harness.registry import available_wrappers
+from harness.registry import available_wrappers, selectable_wrappers
 from harness.sharding import ShardError, durations_file, load_durations
 from harness.summary import ProgramTally, WarningTally
 from harness.wrappers import Wrapper
@@ -154,8 +154,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(XdistHooks(plan), "export-harness-xdist")
     if not plan.wrapped:
         return
-    known = available_wrappers()
-    wrappers = [known[name] for name in plan.names]
+    selectable = selectable_wrappers()  # the plan's names were checked by the registry; mutants included
+    wrappers = [selectable[name] for name in plan.names]
     choices = wrappers if plan.matrix else ()
     patch = patching.install(wrappers[0], patch_attribute=not plan.compat.value, choices=choices)
     config.add_cleanup(lambda: patching.uninstall(patch))

@@ -52,22 +52,10 @@ def _load_entry_point_wrappers() -> tuple[Wrapper, ...]:
     return tuple(loaded)
 
 
-class Wrappers(dict[str, Wrapper]):
-    """The real wrappers by name, in registry order, where looking a mutant up by name finds it too.
-
-    Iterating, ``in``, ``len`` and ``.get`` see the real wrappers only (what ``all`` selects and marks may
-    name); ``wrappers[name]`` also finds a mutant, so code that installs the wrappers a run plan named (the
-    plan's names were checked by :func:`parse_wrappers`) installs a mutant like any wrapper.
-    """
-
-    def __missing__(self, name: str) -> Wrapper:
-        return mutant_wrappers()[name]
-
-
 @cache
-def available_wrappers() -> Wrappers:
-    """Every real wrapper by name, built-ins first, in a stable order (mutants: see :class:`Wrappers`)."""
-    return Wrappers({w.name: w for w in (*BUILTIN_WRAPPERS, *_load_entry_point_wrappers())})
+def available_wrappers() -> dict[str, Wrapper]:
+    """Every real wrapper by name, built-ins first, in a stable order (the mutants: :func:`mutant_wrappers`)."""
+    return {w.name: w for w in (*BUILTIN_WRAPPERS, *_load_entry_point_wrappers())}
 
 
 @cache
