@@ -80,6 +80,21 @@ class ExpectedFailure(Exception):
     """A failure that matched its ``xfail_under`` mark (``harness/marks.py``); the real one is its ``__cause__``."""
 
 
+def chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception chained behind it (cause first, then context), without cycles."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not e for e in seen):
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def wrapper_error(exc: BaseException) -> ExportWrapperError | None:
+    """The first :class:`ExportWrapperError` in ``exc``'s chain: which wrapper stage broke, if one did."""
+    return next((e for e in chain(exc) if isinstance(e, ExportWrapperError)), None)
+
+
 class UnknownWrapperError(ValueError):
     """A wrapper name that no registry entry has; the message lists the valid ones."""
 

@@ -15,14 +15,8 @@ from pathlib import Path
 import pytest
 from _pytest._code.code import ExceptionChainRepr, ReprEntry
 
-from harness.errors import ExportWrapperError
-from harness.marks import chain
+from harness.errors import wrapper_error
 from harness.recording import WRAPPER_ATTR
-
-
-def wrapper_error(exc: BaseException) -> ExportWrapperError | None:
-    """The first :class:`ExportWrapperError` in ``exc``'s chain, if a wrapper stage broke."""
-    return next((e for e in chain(exc) if isinstance(e, ExportWrapperError)), None)
 
 
 def cause_line(exc: BaseException) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness.errors import ExpectedFailure
+from harness.errors import ExpectedFailure, chain
 from harness.registry import available_wrappers
 from harness.wrappers import Wrapper
 
@@ -61,16 +61,6 @@ class Expectation:
 
 
 EXPECTATION_KEY = pytest.StashKey[Expectation]()
-
-
-def chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and every exception chained behind it (cause first, then context), without cycles."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and all(current is not e for e in seen):
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
 
 
 def _type_names(raises: type[BaseException] | tuple[type[BaseException], ...]) -> str:

@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 
 from harness import results
-from harness.errors import EXPORT_STAGE, ExpectedFailure, ExportWrapperError
+from harness.errors import EXPORT_STAGE, ExpectedFailure, wrapper_error
 from harness.registry import MATRIX_RUN, split_matrix_id
 from harness.results import BROKEN, CRASH_STAGE, TEST_STAGE, Record, RunFile, RunSelection
 
@@ -96,14 +96,10 @@ def describe(exc: BaseException, outcomes: Iterable[str | None], when: str) -> t
     """
     if isinstance(exc, ExpectedFailure) and exc.__cause__ is not None:
         exc = exc.__cause__
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ExportWrapperError):
-            cause = current.__cause__ or current
-            return current.stage, first_line(f"{type(cause).__name__}: {cause}")
-        current = current.__cause__ or current.__context__
+    broken = wrapper_error(exc)
+    if broken is not None:
+        cause = broken.__cause__ or broken
+        return broken.stage, first_line(f"{type(cause).__name__}: {cause}")
     cause_line = first_line(f"{type(exc).__name__}: {exc}")
     if EXPORT_STAGE in outcomes:
         return EXPORT_STAGE, cause_line

@@ -37,8 +37,7 @@ from typing import Any
 import pytest
 
 from harness import patching, recording
-from harness.errors import EXPORT_STAGE, ExpectedFailure, ExportWrapperError
-from harness.marks import chain
+from harness.errors import EXPORT_STAGE, ExpectedFailure, ExportWrapperError, chain
 from harness.matrix import item_wrapper
 from harness.patching import Capture
 from harness.registry import split_matrix_id

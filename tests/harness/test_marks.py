@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import ExpectedFailure, ExportWrapperError, stage_error
-from harness.marks import Expectation, chain
+from harness.errors import ExpectedFailure, ExportWrapperError, chain, stage_error
+from harness.marks import Expectation
+from tests.harness.programs import UNSERIALIZABLE_PAIR
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-MATCH_SUITE = """
+MATCH_SUITE = UNSERIALIZABLE_PAIR + """
     import pytest
-    import torch
-    from torch.export import export
-    from torch.utils import _pytree as pytree
     from harness import ExportWrapperError
-
-    class Pair:
-        def __init__(self, a, b):
-            self.a, self.b = a, b
-
-    pytree.register_pytree_node(
-        Pair, lambda p: ([p.a, p.b], None), lambda c, _: Pair(*c),
-        flatten_with_keys_fn=lambda p: ([(pytree.GetAttrKey("a"), p.a), (pytree.GetAttrKey("b"), p.b)], None),
-    )
-
-    class TakesPair(torch.nn.Module):
-        def forward(self, pair):
-            return pair.a + pair.b
 
     def export_pair():
         return export(TakesPair(), (Pair(torch.ones(2), torch.ones(2)),))

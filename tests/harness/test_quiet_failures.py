@@ -7,28 +7,13 @@ import logging
 import pytest
 
 from harness import torch_quirks
+from tests.harness.programs import UNSERIALIZABLE_PAIR
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-SERIALIZE_FAILURE = """
+SERIALIZE_FAILURE = UNSERIALIZABLE_PAIR + """
     import logging
     import warnings
-    import torch
-    from torch.export import export
-    from torch.utils import _pytree as pytree
-
-    class Pair:
-        def __init__(self, a, b):
-            self.a, self.b = a, b
-
-    pytree.register_pytree_node(
-        Pair, lambda p: ([p.a, p.b], None), lambda c, _: Pair(*c),
-        flatten_with_keys_fn=lambda p: ([(pytree.GetAttrKey("a"), p.a), (pytree.GetAttrKey("b"), p.b)], None),
-    )
-
-    class TakesPair(torch.nn.Module):
-        def forward(self, pair):
-            return pair.a + pair.b
 
     def test_serialize_fails():
         export(TakesPair(), (Pair(torch.ones(2), torch.ones(2)),))
