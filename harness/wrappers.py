@@ -257,7 +257,7 @@ BUILTIN_WRAPPERS: tuple[Wrapper, ...] = (
         tags=("non_strict", "serdes", "cpp"),
         pytorch_xfail_attr="_expected_failure_cpp_serdes",
         pytorch_suffix="_cpp_serdes",
-        pytorch_class_prefix="CppSerdesExport",
+        pytorch_class_prefix="CppSerdes",
     ),
     Wrapper(
         "retrace_strict",
