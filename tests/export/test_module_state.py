@@ -429,6 +429,7 @@ class _TiedLM(nn.Module):
 @pytest.mark.golden
 @pytest.mark.quick
 @pytest.mark.xfail_under(NEW_CAPTURE_WRAPPER, reason=V2_TIED_TARGET_REPEATED, match=V2_TIED_TARGET_REPEATED_MATCH)
+@pytest.mark.xfail_under("serdes_non_strict", reason=LOAD_UNTIES, match=LOAD_UNTIES_MATCH)
 def test_tied_weights_are_lifted_as_one_tensor() -> None:
     """Legacy strict lifts a tied weight once; non-strict once per attribute name, but every name holds one tensor."""
     ep = check_export(_TiedLM(), (torch.tensor([0, 5, 2]),), fresh=[(torch.tensor([4, 4, 1]),)])
@@ -439,6 +440,7 @@ def test_tied_weights_are_lifted_as_one_tensor() -> None:
 
 
 @pytest.mark.xfail_under(*STRICT_WRAPPERS, reason=TIED_KEY_DROPPED, match=TIED_KEY_DROPPED_MATCH)
+@pytest.mark.xfail_under("serdes_non_strict", reason=LOAD_UNTIES, match=LOAD_UNTIES_MATCH)
 def test_tied_weights_keep_both_state_dict_keys() -> None:
     mod = _TiedLM()
     ep = check_export(mod, (torch.tensor([1, 2]),))
@@ -446,6 +448,7 @@ def test_tied_weights_keep_both_state_dict_keys() -> None:
     assert list(ep.state_dict) == ["emb.weight", "head.weight"]
 
 
+@pytest.mark.xfail_under("serdes_non_strict", reason=LOAD_UNTIES, match=LOAD_UNTIES_MATCH)
 def test_tied_weights_share_storage_in_the_program_module() -> None:
     ep = check_export(_TiedLM(), (torch.tensor([1, 2]),))
     program = ep.module()
