@@ -5,9 +5,9 @@ every case under every wrapper with these marks removed and names each failure's
 hand: refresh it for a new torch by rerunning the probe.
 
 Probed on torch 2.13.0+cpu; failing cases per wrapper:
-non_strict 14, strict 32, serdes_strict 89, serdes_non_strict 71, cpp_serdes 73, retrace_strict 32,
-retrace_non_strict 14, run_decomp_strict 32, run_decomp_non_strict 14, strict_v2 44, inline_and_install_strict
-32.
+non_strict 15, strict 17, serdes_strict 74, serdes_non_strict 72, cpp_serdes 74, retrace_strict 17,
+retrace_non_strict 15, run_decomp_strict 21, run_decomp_non_strict 19, strict_v2 30, inline_and_install_strict
+17.
 """
 
 from __future__ import annotations
@@ -18,14 +18,23 @@ TORCH_VERSION = "2.13.0+cpu"
 
 
 class Finding(NamedTuple):
-    """``cases`` fail under each of ``wrappers`` for ``reason``, raising ``raises`` (dotted type name)."""
+    """``cases`` fail under each of ``wrappers`` for ``reason``: raising ``raises`` (dotted type name), with
+    ``match`` (a regex) found in the message of the exception or of one chained behind it."""
 
     reason: str
     raises: str | None
     wrappers: tuple[str, ...]
     cases: frozenset[str]
+    match: str
 
 
+BACKWARD_SAVED_INPUT_OVERWRITTEN_COMPARE = (
+    "torch 2.13.0 ep.module() vs eager (after the wrapper): the program's backward raises 'one of the "
+    "variables needed for gradient computation has been modified by an inplace operation' where eager's "
+    "works: the functional op it calls saves an input for backward (_native_batch_norm_legit_functional: "
+    "running_mean, running_var) that the program then overwrites with its updated value (a train-mode "
+    "nn.BatchNorm1d's decomposed program fails alike on its running-stat buffers)"
+)
 CPP_NEGATIVE_INFINITY_COMPARE = (
     "torch 2.13.0 ep.module() vs eager (after the wrapper): the C++ round trip writes a -Infinity float "
     "argument back as Infinity (seen: linalg_vector_norm ord=-inf), so ep.module() computes another "
@@ -47,6 +56,16 @@ DATA_DEPENDENT_OUTPUT_EXPORT_STRICT = (
     "torch 2.13.0 strict export (stage export): dynamo refuses aten.allclose, aten.equal, whose "
     "non-tensor output depends on tensor data (Unsupported)"
 )
+DATA_DEPENDENT_SIZE_EXPORT_NON_STRICT = (
+    "torch 2.13.0 non-strict export (stage export): could not extract a specialized integer from the "
+    "data-dependent expression u0: one_hot's decomposition makes the output width max(input) + 1 a Python "
+    "int when num_classes is not given"
+)
+DATA_DEPENDENT_SIZE_EXPORT_STRICT = (
+    "torch 2.13.0 strict export (stage export): could not extract a specialized integer from the "
+    "data-dependent expression u0: one_hot's decomposition makes the output width max(input) + 1 a Python "
+    "int when num_classes is not given"
+)
 DYNAMIC_OUTPUT_SHAPE_EXPORT_NON_STRICT = (
     "torch 2.13.0 non-strict export (stage export): no meta kernel for the data-dependent output shape of "
     "aten._ctc_loss, aten.linalg_lstsq (DynamicOutputShapeException)"
@@ -55,20 +74,21 @@ DYNAMIC_OUTPUT_SHAPE_EXPORT_STRICT = (
     "torch 2.13.0 strict export (stage export): no meta kernel for the data-dependent output shape of "
     "aten._ctc_loss, aten.linalg_lstsq (Unsupported)"
 )
-FREEZE_RNG_STATE_UNTRACEABLE_EXPORT_STRICT = (
-    "torch 2.13.0 strict export (stage export): dynamo cannot trace pybind11_object.__new__, i.e. the "
-    "torch._C guards (no_dispatch, _DisableFuncTorch) that OpInfo's wrapper_set_seed -> freeze_rng_state "
-    "enters around the op (Unsupported: function marked as skipped)"
-)
 NEW_CAPTURE_INVALID_CODEGEN_EXPORT_STRICT = (
     "torch 2.13.0 strict export (stage export): the new capture path (strict_v2) generates invalid "
     "Python, `_dynamo_bytecode_unflatten((,), ...)`, when forward returns a view property of its input "
     "(x.T, x.H, x.mT, x.mH): SyntaxError"
 )
+NEW_CAPTURE_ITEM_REPLAYED_EXPORT_STRICT = (
+    "torch 2.13.0 strict export (stage export): the new capture path (strict_v2) runs forward a second "
+    "time on tensors without data to build its outputs (dynamo_bytecode_unflatten in "
+    "functional_export.process_outputs), so a forward returning x.item() raises RuntimeError: The tensor "
+    "has a non-zero number of elements, but its data is not allocated yet"
+)
 NO_FAKE_TENSOR_KERNEL_EXPORT_STRICT = (
-    "torch 2.13.0 strict export (stage export): dynamo's fake-tensor pass has no kernel for the op (seen: "
-    "aten.geqrf, aten._histogramdd_*, aten._to_sparse), Unsupported: operator does not support running "
-    "with fake tensors"
+    "torch 2.13.0 strict export (stage export): dynamo's fake-tensor pass has no kernel for "
+    "aten._histogramdd_bin_edges, aten._to_sparse, aten.geqrf (Unsupported: operator does not support "
+    "running with fake tensors)"
 )
 RESIZE_UNSUPPORTED_EXPORT_STRICT = (
     "torch 2.13.0 strict export (stage export): dynamo does not support tracing Tensor.resize_() "
@@ -85,6 +105,19 @@ SKIPPED_BUILTIN_EXPORT_STRICT = (
 
 FINDINGS: tuple[Finding, ...] = (
     Finding(
+        BACKWARD_SAVED_INPUT_OVERWRITTEN_COMPARE,
+        "builtins.AssertionError",
+        ("run_decomp_strict", "run_decomp_non_strict",),
+        frozenset({
+            "_batch_norm_with_update-sample0-grad",
+            "_native_batch_norm_legit-sample0-grad",
+            "native_batch_norm-sample0-grad",
+            "nn.functional.batch_norm-sample0-grad",
+        }),
+        r"AssertionError: backward on [^:]+: the program's raises 'RuntimeError: one of the variables needed "
+        r"for gradient computation has been modified by an inplace operation",
+    ),
+    Finding(
         CPP_NEGATIVE_INFINITY_COMPARE,
         "builtins.AssertionError",
         ("cpp_serdes",),
@@ -92,6 +125,8 @@ FINDINGS: tuple[Finding, ...] = (
             "norm.inf-sample0",
             "norm.inf-sample0-grad",
         }),
+        r"AssertionError: the program lost the call's float argument -inf: no node of its graph passes it "
+        r"\(non-finite floats it passes: inf\)",
     ),
     Finding(
         DATA_DEPENDENT_GUARD_EXPORT_NON_STRICT,
@@ -101,6 +136,7 @@ FINDINGS: tuple[Finding, ...] = (
             "nn.functional.gaussian_nll_loss-sample0",
             "nn.functional.gaussian_nll_loss-sample0-grad",
         }),
+        r"Could not guard on data-dependent expression (?:Eq\(u0,\ 1\)) \(unhinted",
     ),
     Finding(
         DATA_DEPENDENT_GUARD_EXPORT_STRICT,
@@ -110,32 +146,55 @@ FINDINGS: tuple[Finding, ...] = (
             "nn.functional.gaussian_nll_loss-sample0",
             "nn.functional.gaussian_nll_loss-sample0-grad",
         }),
+        r"Could not guard on data-dependent expression (?:Eq\(u0,\ 1\)) \(unhinted",
     ),
     Finding(
         DATA_DEPENDENT_OUTPUT_EXPORT_NON_STRICT,
         "torch._subclasses.fake_tensor.DataDependentOutputException",
         ("non_strict", "serdes_non_strict", "cpp_serdes", "retrace_non_strict", "run_decomp_non_strict",),
         frozenset({
-            "allclose-sample0",
-            "corrcoef-sample0",
-            "corrcoef-sample0-grad",
+            "allclose-sample5",
+            "corrcoef-sample2",
+            "corrcoef-sample2-grad",
             "cov-sample0",
             "cov-sample0-grad",
             "equal-sample0",
         }),
+        r"DataDependentOutputException: (?:aten\.allclose|aten\.equal)\.",
     ),
     Finding(
         DATA_DEPENDENT_OUTPUT_EXPORT_STRICT,
         "torch._dynamo.exc.Unsupported",
         ("strict", "serdes_strict", "retrace_strict", "run_decomp_strict", "strict_v2", "inline_and_install_strict",),
         frozenset({
-            "allclose-sample0",
-            "corrcoef-sample0",
-            "corrcoef-sample0-grad",
+            "allclose-sample5",
+            "corrcoef-sample2",
+            "corrcoef-sample2-grad",
             "cov-sample0",
             "cov-sample0-grad",
             "equal-sample0",
         }),
+        r"Unsupported: Data dependent operator\s+Explanation: Operator `(?:aten\.allclose|aten\.equal)\.",
+    ),
+    Finding(
+        DATA_DEPENDENT_SIZE_EXPORT_NON_STRICT,
+        "torch.fx.experimental.symbolic_shapes.GuardOnDataDependentSymNode",
+        ("non_strict", "serdes_non_strict", "cpp_serdes", "retrace_non_strict", "run_decomp_non_strict",),
+        frozenset({
+            "nn.functional.one_hot-int64-sample0",
+        }),
+        r"Could not extract specialized integer from data-dependent expression (?:u0) \(unhinted[\s\S]*\bin "
+        r"one_hot\)",
+    ),
+    Finding(
+        DATA_DEPENDENT_SIZE_EXPORT_STRICT,
+        "torch._dynamo.exc.UserError",
+        ("strict", "serdes_strict", "retrace_strict", "run_decomp_strict", "strict_v2", "inline_and_install_strict",),
+        frozenset({
+            "nn.functional.one_hot-int64-sample0",
+        }),
+        r"Could not extract specialized integer from data-dependent expression (?:u0) \(unhinted[\s\S]*\bin "
+        r"one_hot\)",
     ),
     Finding(
         DYNAMIC_OUTPUT_SHAPE_EXPORT_NON_STRICT,
@@ -149,6 +208,7 @@ FINDINGS: tuple[Finding, ...] = (
             "nn.functional.ctc_loss-sample0",
             "nn.functional.ctc_loss-sample0-grad",
         }),
+        r"DynamicOutputShapeException: (?:aten\._ctc_loss|aten\.linalg_lstsq)\.",
     ),
     Finding(
         DYNAMIC_OUTPUT_SHAPE_EXPORT_STRICT,
@@ -162,29 +222,8 @@ FINDINGS: tuple[Finding, ...] = (
             "nn.functional.ctc_loss-sample0",
             "nn.functional.ctc_loss-sample0-grad",
         }),
-    ),
-    Finding(
-        FREEZE_RNG_STATE_UNTRACEABLE_EXPORT_STRICT,
-        "torch._dynamo.exc.Unsupported",
-        ("strict", "serdes_strict", "retrace_strict", "run_decomp_strict", "strict_v2", "inline_and_install_strict",),
-        frozenset({
-            "item-sample0",
-            "nn.functional.alpha_dropout-sample0",
-            "nn.functional.alpha_dropout-sample0-grad",
-            "nn.functional.dropout-sample0",
-            "nn.functional.dropout-sample0-grad",
-            "nn.functional.dropout2d-sample0",
-            "nn.functional.dropout2d-sample0-grad",
-            "nn.functional.dropout3d-sample0",
-            "nn.functional.dropout3d-sample0-grad",
-            "nn.functional.feature_alpha_dropout.with_train-sample0",
-            "nn.functional.feature_alpha_dropout.with_train-sample0-grad",
-            "nn.functional.feature_alpha_dropout.without_train-sample0",
-            "nn.functional.feature_alpha_dropout.without_train-sample0-grad",
-            "nn.functional.multi_head_attention_forward-sample0",
-            "nn.functional.scaled_dot_product_attention-sample0",
-            "nn.functional.scaled_dot_product_attention-sample0-grad",
-        }),
+        r"Unsupported: Dynamic shape operator \(no meta kernel\)\s+Explanation: Operator "
+        r"`(?:aten\._ctc_loss|aten\.linalg_lstsq)\.",
     ),
     Finding(
         NEW_CAPTURE_INVALID_CODEGEN_EXPORT_STRICT,
@@ -200,6 +239,16 @@ FINDINGS: tuple[Finding, ...] = (
             "mT-sample0",
             "mT-sample0-grad",
         }),
+        r"SyntaxError: invalid syntax \(<eval_with_key>\.\d+, line \d+\)",
+    ),
+    Finding(
+        NEW_CAPTURE_ITEM_REPLAYED_EXPORT_STRICT,
+        "builtins.RuntimeError",
+        ("strict_v2",),
+        frozenset({
+            "item-sample0",
+        }),
+        r"RuntimeError: The tensor has a non-zero number of elements, but its data is not allocated yet\.",
     ),
     Finding(
         NO_FAKE_TENSOR_KERNEL_EXPORT_STRICT,
@@ -211,6 +260,7 @@ FINDINGS: tuple[Finding, ...] = (
             "to_sparse-sample0",
             "to_sparse-sample0-grad",
         }),
+        r"UnsupportedOperatorException: (?:aten\._histogramdd_bin_edges|aten\._to_sparse|aten\.geqrf)\.",
     ),
     Finding(
         RESIZE_UNSUPPORTED_EXPORT_STRICT,
@@ -219,6 +269,7 @@ FINDINGS: tuple[Finding, ...] = (
         frozenset({
             "resize_-sample0",
         }),
+        r"Unsupported: Unsupported Tensor\.resize_\(\) call",
     ),
     Finding(
         RETURN_TYPES_NOT_SERIALIZABLE_SERIALIZE,
@@ -256,12 +307,12 @@ FINDINGS: tuple[Finding, ...] = (
             "linalg.lu_factor_ex-sample0-grad",
             "linalg.qr-sample0",
             "linalg.qr-sample0-grad",
-            "linalg.slogdet-sample0",
-            "linalg.slogdet-sample0-grad",
+            "linalg.slogdet-sample1",
+            "linalg.slogdet-sample1-grad",
             "linalg.solve_ex-sample0",
             "linalg.solve_ex-sample0-grad",
-            "linalg.svd-sample0",
-            "linalg.svd-sample0-grad",
+            "linalg.svd-sample32",
+            "linalg.svd-sample32-grad",
             "lu-sample0",
             "lu-sample0-grad",
             "lu_unpack-sample0",
@@ -276,13 +327,14 @@ FINDINGS: tuple[Finding, ...] = (
             "qr-sample0-grad",
             "sort-sample0",
             "sort-sample0-grad",
-            "svd-sample0",
-            "svd-sample0-grad",
+            "svd-sample32",
+            "svd-sample32-grad",
             "topk-sample0",
             "topk-sample0-grad",
             "triangular_solve-sample0",
             "triangular_solve-sample0-grad",
         }),
+        r"NotImplementedError: No registered serialization name for <class 'torch\.return_types\.\w+'>",
     ),
     Finding(
         SKIPPED_BUILTIN_EXPORT_STRICT,
@@ -291,5 +343,6 @@ FINDINGS: tuple[Finding, ...] = (
         frozenset({
             "resize_as_-sample0",
         }),
+        r"Dynamo does not know how to trace the builtin `(?:torch\._VariableFunctionsClass\.resize_as_)\.?`",
     ),
 )

@@ -1,301 +1,89 @@
-"""OpInfo sweep: export one call of every operator in torch's ``op_db`` and compare it with eager.
+"""OpInfo sweep: export one call of every operator in torch's ``op_db`` and check it against eager on two samples.
 
 torch ships its operator database ``torch.testing._internal.common_methods_invocations.op_db`` (702 entries
-in torch 2.13.0). For each entry, in ``op_db`` order, the sweep takes the first ``MAX_SAMPLES_PER_OP`` (1)
-eligible CPU float32 samples and makes one test per sample, ``test_op[<op id>-sample<i>]``: the op id is
-``op.name`` plus ``.variant_test_name`` when there is one (``max.reduction_with_dim``), ``i`` the sample's
-position in the op's own sample list. Ops that support autograd get the same sample a second time with
-``requires_grad=True`` (``test_op[<op id>-sample<i>-grad]``), the way a training program is exported: that is
-where torch 2.13's serializer fails on grad-mode regions. The test wraps ``op(sample.input, *sample.args,
-**sample.kwargs)`` in a module, exports it and compares ``ep.module()`` with eager (``check_export``, rtol
-1e-4, atol 1e-5). Counts in torch 2.13.0: 1147 cases, 621 ops without grad and 526 with.
+in torch 2.13.0). Each op gives one case per mode, ``test_op[<op id>[-<dtype>]-sample<i>[-grad]]``: the op id
+is ``op.name`` plus ``.variant_test_name`` when there is one (``max.reduction_with_dim``), ``i`` the sample's
+position in the op's own sample list; the dtype is named only when it is not float32. Ops that support
+autograd get a second case whose sample tensors require grad (``-grad``), the way a training program is
+exported. Counts in torch 2.13.0: 1168 cases from 639 ops: 621 float32 ops (526 of them also ``-grad``) and 18
+ops without float32 (int64 or complex64; 3 also ``-grad``); the case list (``tests/ops/case_lists/``) holds
+every case and what each rule left out.
 
-Eligible sample (decided: tensors plus plain constants, not tensors only). Every leaf of the sample's
-(input, args, kwargs) pytree is either a dense strided tensor, which becomes a forward input (lists of
-tensors too, as for ``cat``), or a plain Python constant (``CONSTANT_TYPES``: None, bool, int, float, str,
-dtype, device, layout, memory_format; tuples of them are pytree nodes), which the module captures. Tensors
-only would keep 398 ops; with constants 299 of the 621 cases carry some (dims, flags, ``p=-inf``...).
-No fresh inputs: OpInfo samples hold op-specific domain constraints (positive-definite matrices, valid
-indices), so the sample is the only input known to be valid.
+What a case checks. The call ``op(sample.input, *sample.args, **sample.kwargs)`` becomes a module whose
+forward takes the sample's tensors and holds its other leaves as constants; it is exported on the example
+sample and ``ep.module()`` is compared with eager (rtol 1e-4, atol 1e-5; outputs, and inputs after the call
+for in-place ops):
 
-Samples come from ``op.sample_inputs_func`` reseeded with torch's test seed (``set_rng_seed(SEED)``: torch,
-random and numpy) before each sample, which is exactly what ``op.sample_inputs("cpu", torch.float32)``
-yields outside a unittest ``TestCase`` (checked identical on the first 3 samples of 99 ops); its
-``TrackedInputIter`` wrapper is skipped because it calls ``inspect.stack()`` twice per op (minutes per
-collection under pytest). Ids and values are identical in every process, with one exception from OpInfo
-itself: ``meshgrid``'s samples iterate a set of strings, so sample0's ``indexing`` is "ij" or "xy" depending
-on PYTHONHASHSEED (same id, both valid; found by hashing the samples under several hash seeds).
+1. on the example, and on a *second sample* of the same layout (pytree structure, dtypes, shapes, strides,
+   ``requires_grad``) with other values, on which eager's outputs must not be close to those on the example
+   (checked every run), so a program that ignores its inputs and replays the example fails. The second
+   sample is OpInfo's own sample function under another seed (1120 cases); where OpInfo makes the sample
+   from fixed values, the example's tensors redrawn uniformly in their own value range (15); where eager's
+   outputs never vary over OpInfo's random values (predicates such as ``isnan`` or ``eq``), its tensors
+   drawn from the example's own values plus 0, inf, -inf and nan (21). 12 cases have none, and their case
+   list entry says why: constant-valued ops (``zeros_like``, ``fill``...), ``isreal`` of real tensors, and
+   ``logical_or`` of two nonzero scalars, which no draw tried turned both zero;
+2. on ``-grad`` cases, on both samples: each output's ``requires_grad`` equals eager's, and the gradients
+   of the inputs under a backward pass of ``sum(out * w)`` over the floating outputs that require grad
+   (``w`` fixed per output position; real and imaginary parts of complex outputs) equal eager's;
+3. every tensor of the sample stays a user input of the program.
 
-Out of scope, computed by rules at collection (``SWEEP.excluded``), 81 of the 702 entries, and 14 more
-``-grad`` cases:
-- 25 without float32 among ``op.supported_dtypes("cpu")``: integer/bool-only (bitwise_*, gcd, lcm, bincount,
-  one_hot...), complex-only (view_as_real, imag, istft, silu.complex), CUDA-only (_scaled_mm, flash and
-  efficient attention, batch_norm.without_cudnn).
-- 6 flagged ``has_nondeterministic_output`` (uninitialized memory): empty, empty_like, empty_strided,
-  empty_permuted, new_empty, new_empty_strided.
-- 27 with no eligible sample (5 of them also as ``-grad``): factories whose samples hold no tensor (arange,
-  linspace, logspace, ones, zeros, full, eye, randn, randint, scalar_tensor, broadcast_shapes,
-  12 signal.windows.*),
-  sparse inputs (sparse.sampled_addmm, sparse.mm.reduce), or a non-constant argument (an options object for
-  linear_cross_entropy.chunked/chunked_none, a module for triplet_margin_with_distance_loss).
-- 18 random, and 9 ``-grad`` cases: the eager call runs an ATen op tagged ``nondeterministic_seeded`` (seen
-  by a dispatch mode; outputs cannot tell, OpInfo reseeds inside its random ops): bernoulli, multinomial,
-  normal (3 variants), uniform, cauchy, exponential, geometric, log_normal, *_like, rrelu,
-  fractional_max_pool2d/3d, svd_lowrank, pca_lowrank; with grad also multi_head_attention_forward (its
-  dropout runs in training mode). Dropout samples with p=0 run no random op and stay in.
-- 5 whose eager call raises on the sample: the CUDA-only jiterator_* ops.
+Which sample (rules in ``tests/ops/sweep.py``). The first eligible sample of ``op.sample_inputs_func`` (in
+its order, reseeded with torch's test seed as ``op.sample_inputs`` does in a ``TestCase``) whose tensors all
+hold elements, on which eager does not raise and which has a second sample; among the first 12 such, else
+the first of them. Eligible: every leaf of (input, args, kwargs) is a dense strided tensor (lists of
+tensors too, as for ``cat``) or a plain constant (``sweep.CONSTANT_TYPES``). No other fresh inputs: OpInfo
+samples hold op-specific domain constraints (positive-definite matrices, valid indices). Sample ids and
+values are identical in every process, with one exception from OpInfo itself: ``meshgrid``'s samples iterate
+a set of strings, so sample0's ``indexing`` is "ij" or "xy" depending on PYTHONHASHSEED (same id, both
+valid). The op is called directly, not through OpInfo's ``wrapper_set_seed``, which strict export cannot
+trace (dropout, scaled_dot_product_attention, ``item``; see ``sweep._direct``).
 
-Expected failures come from ``tests/ops/opinfo_findings.py``, a table cause -> (wrappers, case ids)
-generated by ``tests/ops/probe_opinfo.py``, which runs every case under every wrapper and names the causes;
-rerun it for a new torch. A findings entry naming a case that is not collected stops collection.
+Dtype: float32 where the op supports it on CPU; ops without float32 take the first they support of int64,
+int32, int16, int8, uint8, bool, complex64, complex128 (bitwise_*, gcd, lcm, bincount, one_hot,
+unravel_index: int64; view_as_real, imag, istft, silu.complex: complex64).
 
-Under ``retrace_strict`` and ``run_decomp_strict`` the 526 ``-grad`` cases are skipped, with the reason shown
-(``skip_under``, ``GRAD_SKIP_REASON``): they kept those two sessions over their 8-minute budget and, on torch
-2.13.0, found nothing the cases without grad do not. Every other wrapper runs them, and the probe runs them
-under every wrapper.
+Out of scope, computed by rules when the case list is made (its ``excluded``, by category):
+- no float32, int, bool or complex dtype on CPU: CUDA-only (flash and efficient attention,
+  batch_norm.without_cudnn) and float8-only (_scaled_mm, _scaled_mm_v2) ops;
+- ``has_nondeterministic_output`` (uninitialized memory): empty, empty_like, empty_strided...;
+- no eligible sample: factories whose samples hold no tensor (arange, linspace, ones, zeros, full, eye,
+  randn, randint, signal.windows.*, triu/tril_indices...), sparse inputs, a non-constant argument;
+- random: the eager call runs an ATen op tagged ``nondeterministic_seeded`` (seen by a dispatch mode):
+  bernoulli, multinomial, normal, uniform, rrelu, fractional_max_pool*, svd_lowrank...; with grad also
+  multi_head_attention_forward (its dropout runs in training mode). Dropout samples with p=0 stay in;
+- eager raises on every eligible sample: the CUDA-only jiterator_* ops; sample generation raises.
+
+Collection reads the case list (``tests/ops/catalog.py``) and never imports op_db; ``tests/ops/sweep.py``
+remakes a case's samples where it runs. Expected failures come from ``tests/ops/opinfo_findings.py``, a table
+cause -> (wrappers, case ids, ``match`` regex) generated by ``tests/ops/probe_opinfo.py``, which runs every
+case under every wrapper and names the causes; rerun it for a new torch. A findings entry naming a case that
+is not collected stops collection.
+
+Under ``retrace_strict`` and ``run_decomp_strict`` the ``-grad`` cases are skipped, with the reason shown
+(``skip_under``, ``GRAD_SKIP_REASON``): they kept those two sessions over their 8-minute budget. Every other
+wrapper runs them, and the probe runs them under every wrapper.
 """
 
 from __future__ import annotations
 
 import importlib
-import random
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+import math
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
-from torch.testing._internal.common_methods_invocations import op_db
-from torch.testing._internal.common_utils import SEED, set_rng_seed
-from torch.testing._internal.opinfo.core import OpInfo, SampleInput
 from torch.utils import _pytree as pytree
-from torch.utils._python_dispatch import TorchDispatchMode
 
-from tests.export.helpers import check_export, input_kinds
+from tests.export.helpers import assert_same, export, input_kinds
+from tests.ops.catalog import GRAD_SUFFIX, CaseSpec, load
 from tests.ops.opinfo_findings import FINDINGS
-
-MAX_SAMPLES_PER_OP = 1
-"""How many eligible samples of each op become tests (the first ones, in ``op.sample_inputs`` order)."""
-
-SAMPLE_SEED = SEED
-"""Seed of torch, random and numpy before each sample is made (as ``op.sample_inputs`` does): same in every process."""
-
-DTYPE = torch.float32
-DEVICE = "cpu"
-
-GRAD_SUFFIX = "-grad"
-"""Id suffix of the cases whose sample tensors require grad."""
 
 RTOL = 1e-4
 ATOL = 1e-5
 """float32 tolerances: export may reorder or decompose the computation, never change it beyond rounding."""
 
-CONSTANT_TYPES: tuple[type, ...] = (
-    type(None),
-    bool,
-    int,
-    float,
-    str,
-    torch.dtype,
-    torch.device,
-    torch.layout,
-    torch.memory_format,
-)
-"""Non-tensor leaves a sample may carry: captured in the module as constants of the call."""
-
-# Exclusion categories (keys of ``SWEEP.excluded``), in the order the docstring lists them.
-NO_FLOAT32 = "no float32 support on CPU"
-NO_SAMPLE = "no eligible sample"
-SAMPLES_RAISE = "sample generation raises"
-UNINITIALIZED = "uninitialized output (has_nondeterministic_output)"
-RANDOM = "random: calls an ATen op tagged nondeterministic_seeded"
-EAGER_RAISES = "eager call raises on the sample"
-
-
-@dataclass(frozen=True)
-class OpCase:
-    """One test: an op and one of its samples, flattened into tensor inputs and constants."""
-
-    id: str
-    op: OpInfo
-    sample_index: int
-    requires_grad: bool
-    spec: pytree.TreeSpec
-    leaves: tuple[Any, ...]
-
-    @property
-    def tensors(self) -> tuple[torch.Tensor, ...]:
-        return tuple(leaf for leaf in self.leaves if isinstance(leaf, torch.Tensor))
-
-    def module(self) -> torch.nn.Module:
-        return _OpCall(self.op.op, self.spec, self.leaves)
-
-
-class _OpCall(torch.nn.Module):
-    """``op(input, *args, **kwargs)`` with every tensor leaf a forward input and every other leaf a constant."""
-
-    def __init__(self, fn: Callable[..., Any], spec: pytree.TreeSpec, leaves: tuple[Any, ...]) -> None:
-        super().__init__()
-        self.fn = fn
-        self.spec = spec
-        self.slots = tuple(None if isinstance(leaf, torch.Tensor) else leaf for leaf in leaves)
-        self.is_input = tuple(isinstance(leaf, torch.Tensor) for leaf in leaves)
-
-    def forward(self, *tensors: torch.Tensor) -> Any:
-        it = iter(tensors)
-        leaves = [next(it) if is_input else const for is_input, const in zip(self.is_input, self.slots, strict=True)]
-        sample_input, args, kwargs = pytree.tree_unflatten(leaves, self.spec)
-        return self.fn(sample_input, *args, **kwargs)
-
-
-@dataclass
-class Sweep:
-    """The cases of the sweep and, per exclusion category, the op ids left out."""
-
-    cases: list[OpCase] = field(default_factory=list)
-    excluded: dict[str, list[str]] = field(default_factory=dict)
-
-    def exclude(self, category: str, op_id: str) -> None:
-        self.excluded.setdefault(category, []).append(op_id)
-
-
-def op_id(op: OpInfo) -> str:
-    """``name`` or ``name.variant_test_name``: unique in op_db."""
-    return f"{op.name}.{op.variant_test_name}" if op.variant_test_name else op.name
-
-
-def _leaf_ok(leaf: Any) -> bool:
-    if isinstance(leaf, torch.Tensor):
-        return leaf.layout == torch.strided and not leaf.is_quantized and not leaf.is_nested
-    return type(leaf) in CONSTANT_TYPES
-
-
-def _flatten(sample: SampleInput) -> tuple[tuple[Any, ...], pytree.TreeSpec] | None:
-    """The sample's leaves and spec, or ``None`` if a leaf is neither a dense tensor nor a plain constant."""
-    leaves, spec = pytree.tree_flatten((sample.input, tuple(sample.args), dict(sample.kwargs)))
-    if not any(isinstance(leaf, torch.Tensor) for leaf in leaves) or not all(map(_leaf_ok, leaves)):
-        return None
-    return tuple(leaves), spec
-
-
-def _eager(case: OpCase) -> Any:
-    """Run the call in eager on copies of the sample's tensors."""
-    tensors = tuple(t.detach().clone().requires_grad_(t.requires_grad) for t in case.tensors)
-    return case.module()(*tensors)
-
-
-class _SeededOpSpy(TorchDispatchMode):
-    """Notes every ATen op tagged ``nondeterministic_seeded`` (a random op) that runs inside the mode."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[str] = []
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        if torch.Tag.nondeterministic_seeded in func.tags:
-            self.seen.append(str(func))
-        return func(*args, **(kwargs or {}))
-
-
-def _random_ops(case: OpCase) -> list[str]:
-    """The random ATen ops the eager call runs.
-
-    Outputs cannot tell: OpInfo wraps its random ops in ``wrapper_set_seed``, which reseeds inside the call.
-    """
-    with _SeededOpSpy() as spy:
-        _eager(case)
-    return spy.seen
-
-
-def _samples(op: OpInfo, requires_grad: bool) -> Iterator[SampleInput]:
-    """``op.sample_inputs(DEVICE, DTYPE)`` without its ``TrackedInputIter`` wrapper, reseeding as it does.
-
-    The wrapper crawls the stack twice per call with ``inspect.stack()``, which reads the source of every
-    frame (0.3 s per op under pytest, minutes for the sweep); outside a unittest ``TestCase`` all it adds is
-    ``set_rng_seed(SEED)`` before each sample, done here too, so the samples are the same.
-    """
-    samples = iter(op.sample_inputs_func(op, DEVICE, DTYPE, requires_grad))
-    while True:
-        set_rng_seed(SAMPLE_SEED)
-        try:
-            yield next(samples)
-        except StopIteration:
-            return
-
-
-def _eligible_samples(op: OpInfo, requires_grad: bool) -> Iterator[tuple[int, tuple[Any, ...], pytree.TreeSpec]]:
-    for index, sample in enumerate(_samples(op, requires_grad)):
-        flat = _flatten(sample)
-        if flat is not None:
-            yield index, *flat
-
-
-def _case_id(op: OpInfo, index: int, requires_grad: bool) -> str:
-    return f"{op_id(op)}-sample{index}" + (GRAD_SUFFIX if requires_grad else "")
-
-
-def _pick(op: OpInfo, requires_grad: bool, max_samples: int) -> list[OpCase]:
-    picked: list[OpCase] = []
-    for index, leaves, spec in _eligible_samples(op, requires_grad):
-        picked.append(OpCase(_case_id(op, index, requires_grad), op, index, requires_grad, spec, leaves))
-        if len(picked) == max_samples:
-            break
-    return picked
-
-
-def build_sweep(ops: Iterable[OpInfo] = op_db, max_samples: int = MAX_SAMPLES_PER_OP) -> Sweep:
-    """Every op's first ``max_samples`` eligible samples, after the exclusion rules; deterministic.
-
-    Each sample is taken twice when the op supports autograd: once as is, once with ``requires_grad=True``
-    (id suffix ``-grad``), the way a training program is exported.
-    """
-    sweep = Sweep()
-    for op in ops:
-        name = op_id(op)
-        if DTYPE not in op.supported_dtypes(DEVICE):
-            sweep.exclude(NO_FLOAT32, name)
-            continue
-        if op.has_nondeterministic_output:
-            sweep.exclude(UNINITIALIZED, name)
-            continue
-        for requires_grad in (False, True) if op.supports_autograd else (False,):
-            mode_name = name + (GRAD_SUFFIX if requires_grad else "")
-            try:
-                picked = _pick(op, requires_grad, max_samples)
-            except Exception:
-                sweep.exclude(SAMPLES_RAISE, mode_name)
-                continue
-            if not picked:
-                sweep.exclude(NO_SAMPLE, mode_name)
-            for case in picked:
-                try:
-                    _eager(case)
-                except Exception:
-                    sweep.exclude(EAGER_RAISES, case.id)
-                    continue
-                if _random_ops(case):
-                    sweep.exclude(RANDOM, case.id)
-                    continue
-                sweep.cases.append(case)
-    return sweep
-
-
-@contextmanager
-def _rng_restored() -> Iterator[None]:
-    """Leave the torch, random and numpy generators as they were (sample generation reseeds them)."""
-    states = torch.random.get_rng_state(), random.getstate(), np.random.get_state()
-    try:
-        yield
-    finally:
-        torch.random.set_rng_state(states[0])
-        random.setstate(states[1])
-        np.random.set_state(states[2])
-
-
-with _rng_restored():
-    SWEEP = build_sweep()
+CASES = load()
 
 
 def _resolve(dotted: str) -> type[BaseException]:
@@ -309,6 +97,8 @@ def _expected_failures(case_ids: set[str]) -> dict[str, list[pytest.MarkDecorato
     marks: dict[str, list[pytest.MarkDecorator]] = {}
     claimed: dict[tuple[str, str], str] = {}
     for finding in FINDINGS:
+        if not finding.match:
+            raise RuntimeError(f"opinfo_findings: {finding.reason[:60]!r}... names no match= regex")
         raises = _resolve(finding.raises) if finding.raises else None
         for case_id in sorted(finding.cases):
             if case_id not in case_ids:
@@ -317,7 +107,7 @@ def _expected_failures(case_ids: set[str]) -> dict[str, list[pytest.MarkDecorato
                 other = claimed.setdefault((case_id, wrapper), finding.reason)
                 if other != finding.reason:
                     raise RuntimeError(f"opinfo_findings: {case_id} under {wrapper} has two causes")
-            mark = pytest.mark.xfail_under(*finding.wrappers, reason=finding.reason, raises=raises)
+            mark = pytest.mark.xfail_under(*finding.wrappers, reason=finding.reason, raises=raises, match=finding.match)
             marks.setdefault(case_id, []).append(mark)
     return marks
 
@@ -338,9 +128,8 @@ GRAD_CASES_SKIPPED_UNDER = ("retrace_strict", "run_decomp_strict")
 GRAD_SKIP_REASON = (
     "budget: with the -grad half the full suite took 8 min 8 s under retrace_strict (two Dynamo captures per "
     "case) and 9 min 5 s under run_decomp_strict (capture plus decomposition) with -n 2 on an idle 2-core "
-    "machine, over the 8-minute goal; on torch 2.13.0 the probe (python -m tests.ops.probe_opinfo, every case "
-    "under all 11 wrappers) found no -grad case failing where the same sample without grad passes; rerun the "
-    "probe for a new torch"
+    "machine, over the 8-minute goal; the probe (python -m tests.ops.probe_opinfo) runs them under every "
+    "wrapper"
 )
 
 
@@ -359,13 +148,158 @@ def _marks(case_ids: set[str]) -> dict[str, list[pytest.MarkDecorator]]:
     return marks
 
 
-_MARKS = _marks({case.id for case in SWEEP.cases})
+_MARKS = _marks({case.id for case in CASES.cases})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The checks
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _clone(tensors: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return tuple(t.detach().clone().requires_grad_(t.requires_grad) for t in tensors)
+
+
+def _floats_in(args: Any) -> list[float]:
+    return [leaf for leaf in pytree.tree_leaves(args) if isinstance(leaf, float)]
+
+
+def _lost_non_finite(program: torch.fx.GraphModule, constants: tuple[Any, ...]) -> str | None:
+    """Name a non-finite float constant of the call (``-inf``...) that no node of the program's graph passes."""
+    passed = [x for node in program.graph.nodes for x in _floats_in((node.args, node.kwargs))]
+    for value in constants:
+        if not isinstance(value, float) or math.isfinite(value):
+            continue
+        if not any(x == value or (math.isnan(x) and math.isnan(value)) for x in passed):
+            others = sorted({repr(x) for x in passed if not math.isfinite(x)})
+            return (
+                f"the program lost the call's float argument {value!r}: no node of its graph passes it "
+                f"(non-finite floats it passes: {', '.join(others) or 'none'})"
+            )
+    return None
+
+
+def _weight(index: int, like: torch.Tensor, phase_free: bool) -> torch.Tensor:
+    """The fixed weight of output ``index`` in the backward pass (of its real view, for complex outputs)."""
+    shape = (*like.shape, 2) if like.is_complex() and not phase_free else like.shape
+    dtype = like.real.dtype if like.is_complex() else like.dtype
+    generator = torch.Generator().manual_seed(1000 + index)
+    return torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype)
+
+
+def _loss(outputs: list[tuple[int, torch.Tensor]], phase_free: bool) -> torch.Tensor:
+    """``sum(out * w)`` over the outputs; complex outputs as their real view, or their modulus if ``phase_free``."""
+    terms = []
+    for index, out in outputs:
+        if out.is_complex():
+            value = out.abs() if phase_free else torch.view_as_real(out.resolve_conj().resolve_neg())
+        else:
+            value = out
+        terms.append((value * _weight(index, out, phase_free)).sum())
+    return torch.stack(terms).sum()
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+
+
+def _backward(leaves: list[Any], differentiable: list[int], inputs: list[torch.Tensor],
+              phase_free: bool) -> tuple[torch.Tensor, ...] | str:
+    """Input gradients of the loss, or the first line of the error backward raises."""
+    loss = _loss([(i, leaves[i]) for i in differentiable], phase_free)
+    try:
+        return torch.autograd.grad(loss, inputs, allow_unused=True, materialize_grads=True)
+    except RuntimeError as exc:
+        return _first_line(exc)
+
+
+def _check_grads(where: str, actual: Any, expected: Any, program_in: tuple[torch.Tensor, ...],
+                 eager_in: tuple[torch.Tensor, ...]) -> None:
+    """Outputs' ``requires_grad`` as eager's; input gradients of ``sum(out * w)`` as eager's.
+
+    Where eager's backward raises on that loss (``linalg_eig_backward``: a loss that depends on the
+    eigenvectors' phase is ill-defined), the program's must raise the same, and the gradients are compared
+    on the loss that takes the modulus of complex outputs instead.
+    """
+    a_leaves, e_leaves = pytree.tree_leaves(actual), pytree.tree_leaves(expected)
+    for index, (a, e) in enumerate(zip(a_leaves, e_leaves, strict=True)):
+        if isinstance(e, torch.Tensor) and a.requires_grad != e.requires_grad:
+            raise AssertionError(
+                f"requires_grad of output {index} on {where}: the program's is {a.requires_grad}, eager's "
+                f"{e.requires_grad}"
+            )
+    differentiable = [
+        i for i, e in enumerate(e_leaves)
+        if isinstance(e, torch.Tensor) and e.requires_grad and (e.is_floating_point() or e.is_complex())
+    ]
+    wrt = [i for i, t in enumerate(eager_in) if t.requires_grad]
+    if not differentiable or not wrt:
+        return
+    for phase_free in (False, True):
+        got = _backward(a_leaves, differentiable, [program_in[i] for i in wrt], phase_free)
+        want = _backward(e_leaves, differentiable, [eager_in[i] for i in wrt], phase_free)
+        if isinstance(got, str) or isinstance(want, str):
+            said_got = got if isinstance(got, str) else "no error"
+            said_want = want if isinstance(want, str) else "no error"
+            if said_got != said_want:
+                raise AssertionError(f"backward on {where}: the program's raises {said_got!r}, eager's {said_want!r}")
+            continue
+        for i, g, w in zip(wrt, got, want, strict=True):
+            try:
+                torch.testing.assert_close(g, w, rtol=RTOL, atol=ATOL, equal_nan=True)
+            except AssertionError as exc:
+                raise AssertionError(f"gradient of input {i} on {where} differs from eager's: {exc}") from None
+        return
+
+
+def _run(where: str, program: torch.nn.Module, eager: torch.nn.Module, tensors: tuple[torch.Tensor, ...],
+         grad: bool, lost: Any) -> Any:
+    eager_in, program_in = _clone(tensors), _clone(tensors)
+    expected = eager(*eager_in)
+    actual = program(*program_in)
+    try:
+        assert_same(actual, expected, rtol=RTOL, atol=ATOL)
+        assert_same(program_in, eager_in, rtol=RTOL, atol=ATOL)
+    except AssertionError as exc:
+        diagnosis = lost()
+        if diagnosis:
+            raise AssertionError(diagnosis) from exc
+        raise AssertionError(f"the program's outputs on {where} differ from eager's: {exc}") from None
+    if grad:
+        _check_grads(where, actual, expected, program_in, eager_in)
+    return expected
+
+
+def check_case(spec: CaseSpec) -> None:
+    from tests.ops import sweep  # op_db: imported where a case runs, once per process
+
+    case = sweep.materialize(spec)
+    example, second = case.example.tensors, case.second
+    eager = case.module()
+    if second is not None:
+        on_example, on_second = eager(*_clone(example)), eager(*_clone(second.tensors))
+        if sweep.same_values(on_second, on_example):
+            raise sweep.StaleCaseList(
+                f"eager's outputs on the second sample ({spec.second}, seed {spec.second_seed}) are close to "
+                "those on the example, so comparing the program on it proves nothing: remake the case list"
+            )
+    ep = export(case.module(), example)
+    program = ep.module()
+    constants = tuple(leaf for leaf in case.example.leaves if not isinstance(leaf, torch.Tensor))
+
+    def lost() -> str | None:
+        return _lost_non_finite(program, constants) if isinstance(program, torch.fx.GraphModule) else None
+
+    _run("the example inputs", program, eager, example, spec.grad, lost)
+    if second is not None:
+        where = f"the second sample ({spec.second}, seed {spec.second_seed})"
+        _run(where, program, eager, second.tensors, spec.grad, lost)
+    assert [kind for kind, _ in input_kinds(ep)].count("USER_INPUT") == len(example)
 
 
 @pytest.mark.parametrize(
-    "case", [pytest.param(case, id=case.id, marks=_MARKS.get(case.id, ())) for case in SWEEP.cases]
+    "spec", [pytest.param(case, id=case.id, marks=_MARKS.get(case.id, ())) for case in CASES.cases]
 )
-def test_op(case: OpCase) -> None:
-    """The exported call agrees with eager; every tensor of the sample stays a user input."""
-    ep = check_export(case.module(), case.tensors, rtol=RTOL, atol=ATOL)
-    assert [kind for kind, _ in input_kinds(ep)].count("USER_INPUT") == len(case.tensors)
+def test_op(spec: CaseSpec) -> None:
+    """The exported call agrees with eager on two samples (and its gradients, for ``-grad``); see the docstring."""
+    check_case(spec)
