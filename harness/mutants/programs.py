@@ -43,6 +43,15 @@ STATE_MUTATIONS = (OutputKind.BUFFER_MUTATION, OutputKind.PARAMETER_MUTATION)
 # --- building blocks ----------------------------------------------------------------------------------------
 
 
+def _with_outputs(
+    program: ExportedProgram, output: Any, values: list[Any], specs: list[Any], renamed: dict[str, str]
+) -> ExportedProgram:
+    """The program returning ``values`` from its output node, with ``specs`` as the user outputs' specs."""
+    output.args = (tuple(values),)
+    signature = ExportGraphSignature(input_specs=list(program.graph_signature.input_specs), output_specs=specs)
+    return _rebuild(program, signature, renamed_outputs=renamed)
+
+
 def _rebuild(
     program: ExportedProgram,
     signature: ExportGraphSignature | None = None,
@@ -306,9 +315,7 @@ def shift_outputs(call: WrapperCall, program: ExportedProgram) -> Result:
             changed.append(f"constant output {index}")
     if not changed:
         return None, "no non-empty tensor, symbolic or constant number among the user outputs"
-    output.args = (tuple(values),)
-    signature = ExportGraphSignature(input_specs=list(program.graph_signature.input_specs), output_specs=specs)
-    return _rebuild(program, signature, renamed_outputs=renamed), f"shifted {', '.join(changed)}"
+    return _with_outputs(program, output, values, specs, renamed), f"shifted {', '.join(changed)}"
 
 
 def replay_example(call: WrapperCall, program: ExportedProgram) -> Result:
@@ -403,9 +410,7 @@ def detach_outputs(call: WrapperCall, program: ExportedProgram) -> Result:
         specs[index] = dataclasses.replace(spec, arg=TensorArgument(name=new.name))
     if not renamed:
         return None, "no floating user output"
-    output.args = (tuple(values),)
-    signature = ExportGraphSignature(input_specs=list(program.graph_signature.input_specs), output_specs=specs)
-    return _rebuild(program, signature, renamed_outputs=renamed), f"detached {len(renamed)} output(s)"
+    return _with_outputs(program, output, values, specs, renamed), f"detached {len(renamed)} output(s)"
 
 
 def perturb_state(call: WrapperCall, program: ExportedProgram) -> Result:
