@@ -119,11 +119,28 @@ def run_pytest(
     python: str | None = None,
 ) -> None:
     """Run pytest in the shared environment (or ``python``'s); ``wrapper`` is exported as EXPORT_WRAPPER."""
-    env = {ENV_VAR: wrapper} if wrapper is not None else {}
+    env = pytest_env(session, {ENV_VAR: wrapper} if wrapper is not None else {})
     session.run(
         python or shared_python(session), "-m", "pytest", *args, env=env, external=True,
         success_codes=list(success_codes),
     )
+
+
+NO_BYTECODE_ENV = "PYTHONDONTWRITEBYTECODE"
+
+
+def pytest_env(session: nox.Session, env: dict[str, str | None]) -> dict[str, str | None]:
+    """``env`` for a pytest run, with Python's bytecode caches allowed (said in the session's log when overridden).
+
+    With PYTHONDONTWRITEBYTECODE set, pytest cannot keep its assertion-rewritten test modules either, so every
+    process (the controller and each xdist worker) compiles and rewrites the suite again: about 2 s more to the
+    first result of ``nox -s cpp_serdes -- -k dynamic`` on a 2-core machine (docs/benchmarks.md). The caches go
+    to git-ignored ``__pycache__`` folders; a read-only tree just goes without them.
+    """
+    if os.environ.get(NO_BYTECODE_ENV):
+        session.log(f"{NO_BYTECODE_ENV} is set; unset for pytest, so test modules are compiled and rewritten once")
+        return {**env, NO_BYTECODE_ENV: None}
+    return env
 
 
 def pinned_torch() -> str:
@@ -328,7 +345,7 @@ def mutants(session: nox.Session) -> None:
     session.run(
         python, "-m", "pytest", *SUITE_BY_DEFAULT, "--export-wrapper", mutants_matrix(), *XDIST, "-q", "--tb=no",
         "-rN", "--disable-warnings", "-p", "no:cacheprovider", "--results", str(results), *session.posargs,
-        env={MUTANTS_LOG_ENV: str(events)}, external=True, success_codes=[0, 1],
+        env=pytest_env(session, {MUTANTS_LOG_ENV: str(events)}), external=True, success_codes=[0, 1],
     )
     out = ROOT / "reports" / "mutants.json"
     session.run(python, "-m", "harness.mutants", "report", str(results), "--events", str(events), "--out", str(out),

@@ -114,7 +114,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 AUTO_WORKERS_KEY = pytest.StashKey[str]()
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # an xdist hook: pytest -p no:xdist must still run
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto`` with a small ``-k`` selection of the run's stored durations: no workers (see worker_count)."""
     # xdist's own pytest_cmdline_main (tryfirst, like ours) may run first and ask this before ours has run.
@@ -156,18 +156,21 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     selectable = selectable_wrappers()  # the plan's names were checked by the registry; mutants included
     wrappers = [selectable[name] for name in plan.names]
-    choices = wrappers if plan.matrix else ()
-    patch = patching.install(wrappers[0], patch_attribute=not plan.compat.value, choices=choices)
-    config.add_cleanup(lambda: patching.uninstall(patch))
-    config.stash[PATCH_KEY] = patch
-    config.pluginmanager.register(WrappedRun(patch, wrappers), "export-harness-run")
-    config.pluginmanager.register(marks, "export-harness-marks")
-    if plan.matrix:
-        config.pluginmanager.register(MatrixRun(patch, wrappers), "export-harness-matrix")
-    elif plan.run_name == golden.WRAPPER:
+    config.pluginmanager.register(ProgramCount(wrappers), "export-harness-count")
+    patch = None
+    if not hands_tests_to_workers(config):
+        choices = wrappers if plan.matrix else ()
+        patch = patching.install(wrappers[0], patch_attribute=not plan.compat.value, choices=choices)
+        config.add_cleanup(lambda: patching.uninstall(patch))
+        config.stash[PATCH_KEY] = patch
+        config.pluginmanager.register(WrappedRun(patch, wrappers), "export-harness-run")
+        config.pluginmanager.register(marks, "export-harness-marks")
+        if plan.matrix:
+            config.pluginmanager.register(MatrixRun(patch, wrappers), "export-harness-matrix")
+        if plan.compat.value:
+            config.pluginmanager.register(PyTorchCompat(patch), "export-harness-pytorch-compat")
+    if not plan.matrix and plan.run_name == golden.WRAPPER:
         config.pluginmanager.register(golden.GoldenRun(config, patch), golden.PLUGIN_NAME)
-    if plan.compat.value:
-        config.pluginmanager.register(PyTorchCompat(patch), "export-harness-pytorch-compat")
     if not hasattr(config, "workerinput"):
         shard = None if plan.shard is None else (plan.shard.index, plan.shard.count)
         recording.configure(config, plan.run_name or "", list(plan.names), shard)
@@ -198,19 +201,45 @@ class XdistHooks:
         node.workerinput[WORKERINPUT_KEY] = self.plan.to_workerinput()
 
 
-class WrappedRun:
-    """The hooks that matter only while a wrapper is installed: marks per item, recording, the program tally.
+def hands_tests_to_workers(config: pytest.Config) -> bool:
+    """True in an xdist controller that starts workers: it collects and runs no test, so it installs no patch.
 
-    The same code path counts with and without xdist: workers attach each test phase's
-    outcomes (and its wrapper, and what broke) to its report, and ``pytest_runtest_logreport``
-    (which runs wherever reports end up, the controller under xdist) adds them up, one
-    summary line per wrapper.
+    Not installing there keeps torch out of the controller, whose start-up is on the way to every worker's (and
+    so to the first test result). The test mirrors xdist's own (``dist`` other than ``no`` and workers to
+    start, not ``--collect-only``), read after xdist's ``pytest_cmdline_main`` has settled ``-n auto``.
     """
+    if hasattr(config, "workerinput") or config.getoption("collectonly", False):
+        return False
+    return config.getoption("dist", "no") != "no" and bool(config.getoption("tx", None))
+
+
+class ProgramCount:
+    """Programs per wrapper and stage, added up wherever reports end up (the controller under xdist).
+
+    Workers attach each test phase's outcomes (and its wrapper, and what broke) to its report; one summary
+    line per wrapper at the end.
+    """
+
+    def __init__(self, wrappers: Sequence[Wrapper]) -> None:
+        self.wrappers = {w.name: w for w in wrappers}
+        self.tallies = {name: ProgramTally() for name in self.wrappers}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # A report without a wrapper (xdist's report of a crashed test) carries no programs either.
+        name = recording.report_wrapper(report) or next(iter(self.tallies))
+        self.tallies[name].add(recording.report_outcomes(report), test_failed=report.failed)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        for name, wrapper in self.wrappers.items():
+            terminalreporter.write_line(self.tallies[name].line(name, wrapper.verb))
+
+
+class WrappedRun:
+    """Where tests run with a wrapper installed: marks per item, and each phase's programs onto its report."""
 
     def __init__(self, patch: patching.ExportPatch, wrappers: Sequence[Wrapper]) -> None:
         self.patch = patch
         self.wrappers = {w.name: w for w in wrappers}
-        self.tallies = {name: ProgramTally() for name in self.wrappers}
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
@@ -229,15 +258,6 @@ class WrappedRun:
         bundle = repro.after_phase(item, report, call, self.patch.drain_captures())  # off: captures just dropped
         if report.failed and call.excinfo is not None:
             failures.headline(report, call.excinfo.value, bundle=bundle)
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # A report without a wrapper (xdist's report of a crashed test) carries no programs either.
-        name = recording.report_wrapper(report) or next(iter(self.tallies))
-        self.tallies[name].add(recording.report_outcomes(report), test_failed=report.failed)
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        for name, wrapper in self.wrappers.items():
-            terminalreporter.write_line(self.tallies[name].line(name, wrapper.verb))
 
 
 @pytest.fixture

@@ -81,8 +81,9 @@ class _Catch:
 class GoldenRun:
     """Registered when the run's wrapper is :data:`WRAPPER`: stores or checks each golden test's program."""
 
-    def __init__(self, config: pytest.Config, patch: patching.ExportPatch) -> None:
+    def __init__(self, config: pytest.Config, patch: patching.ExportPatch | None) -> None:
         self.patch = patch
+        """None in an xdist controller, which runs no test: there it only gathers the verdicts."""
         self.accept: bool = config.getoption("golden_accept")
         self.directory = directory(config)
         report = config.getoption("golden_report")
@@ -92,10 +93,11 @@ class GoldenRun:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
-        if item.get_closest_marker(MARKER) is None:
+        patch = self.patch
+        if item.get_closest_marker(MARKER) is None or patch is None:
             return (yield)
         catch = _Catch(self.accept)
-        self.patch.observer = catch
+        patch.observer = catch
         try:
             result = yield
         except BaseException:
@@ -105,7 +107,7 @@ class GoldenRun:
                 item.user_properties.append((PROPERTY, {"error": artifacts.first_line(exc)}))
             raise
         finally:
-            self.patch.observer = None
+            patch.observer = None
         self._conclude(item, catch, test_failed=False)
         return result
 

@@ -379,6 +379,45 @@ def test_xdist_run_matches_a_plain_run(tester: pytest.Pytester) -> None:
     spread.stdout.fnmatch_lines(["*2 workers*"])
 
 
+def test_xdist_controller_leaves_torch_to_the_workers(tester: pytest.Pytester) -> None:
+    """The controller runs no test, so it installs no patch and imports no torch: its start-up delays every worker's."""
+    tester.makeconftest(
+        """
+        import sys
+
+        def pytest_sessionfinish(session):
+            if not hasattr(session.config, "workerinput"):
+                print("CONTROLLER_IMPORTED_TORCH=" + str("torch" in sys.modules))
+        """
+    )
+    tester.makepyfile(
+        SMALL_PROGRAM
+        + """
+    import torch.export
+
+    def test_worker_is_patched():
+        assert torch.export.export.__export_wrapper__.name == "cpp_serdes"
+        run()
+    """
+    )
+    spread = run(tester, "--export-wrapper", "cpp_serdes", "-n", "2")
+    spread.assert_outcomes(passed=1)
+    spread.stdout.fnmatch_lines(
+        ["*CONTROLLER_IMPORTED_TORCH=False", "export wrapper cpp_serdes: 1 programs round-tripped, 0 failed"]
+    )
+    plain = run(tester, "--export-wrapper", "cpp_serdes")
+    plain.assert_outcomes(passed=1)
+    plain.stdout.fnmatch_lines(["*CONTROLLER_IMPORTED_TORCH=True"])
+
+
+def test_runs_with_xdist_blocked(tester: pytest.Pytester) -> None:
+    """The plugin's xdist hooks are optional: ``-p no:xdist`` is a plain run, not an INTERNALERROR."""
+    tester.makepyfile(SMALL_PROGRAM + "\n    def test_program():\n        run()\n")
+    result = run(tester, "--export-wrapper", "serdes_strict", "-p", "no:xdist")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["export wrapper serdes_strict: 1 programs round-tripped, 0 failed"])
+
+
 def test_worker_patches_even_when_environment_differs(tester: pytest.Pytester) -> None:
     """Workers take the controller's selection, so an env change after start cannot split a run."""
     tester.makepyfile(REPORTS_WRAPPER)
