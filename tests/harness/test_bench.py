@@ -224,3 +224,36 @@ def test_peer_summary_maps_the_variant_files_ids_and_times_every_repeat() -> Non
     assert summary["test_seconds"]["pytorch"] == pytest.approx(4.5)  # summed over the tests both sides ran
     assert summary["prefixes_seen"] == ["SerDesExportNonStrict"]
     assert summary["unstable"] == {"pytorch": [], "harness": []}
+    assert summary["unexplained"] == ["TestExport::test_b"]  # an AssertionError is no documented difference
+    assert summary["deliberate"] == {}
+
+
+def test_deliberate_differences_are_recognised_by_outcome_and_message() -> None:
+    differences = [
+        {"test": "T::log", "pytorch": "failed", "harness": "passed"},
+        {"test": "T::mock", "pytorch": "passed", "harness": "failed"},
+        {"test": "T::other", "pytorch": "passed", "harness": "failed"},
+    ]
+    messages = {
+        "pytorch": {"T::log": "TypeError: not enough arguments for format string"},
+        "harness": {"T::mock": "[cpp_serdes: serialize] SerializeError: Failed serializing node round",
+                    "T::other": "AssertionError: Tensor-likes are not close!"},
+    }
+    found = bench.explain_differences("cpp_serdes", differences, messages)
+    assert found["unexplained"] == ["T::other"]
+    assert [tests for tests in found["deliberate"].values()] == [["T::log"], ["T::mock"]]
+    # the C++ mock's difference belongs to cpp_serdes only
+    assert bench.explain_differences("serdes_non_strict", differences, messages)["unexplained"] == [
+        "T::mock", "T::other"
+    ]
+    peer = {
+        "wrapper": "cpp_serdes", "variant_file": "test_cpp_serdes.py", "tests": 10, "matches": 7,
+        "agreement": 0.7, "median_seconds": {"pytorch": 1.0, "harness": 1.0}, "ratio": 1.0,
+        "ratio_range": [1.0, 1.0], "registry_prefix": "CppSerdes", "prefixes_seen": ["CppSerdes"],
+        "only_pytorch": [], "only_harness": [], "differences": differences, **found,
+        "agreement_outside_deliberate": 7 / 8,
+    }
+    text = "\n".join(bench.peer_table([peer]))
+    assert "- `T::other`: passed / failed (NOT a documented difference)" in text
+    assert "- `T::mock`: passed / failed (deliberate: no silent fallback" in text
+    assert "cpp_serdes: 2 difference(s) documented as deliberate, 1 not; the other 8 tests agree 87.5 %" in text
