@@ -322,7 +322,8 @@ def test_without_an_option_nothing_is_written_into_the_project(tester: pytest.Py
     result = tester.runpytest_subprocess("--export-wrapper", "serdes_strict")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([OFF_LINE])
-    new = {p for p in _files(tester) - before if not p.startswith(".pytest_cache/")}
+    # pytest's own caches (.pytest_cache, and __pycache__ where Python may write bytecode) are not ours
+    new = {p for p in _files(tester) - before if not p.startswith(".pytest_cache/") and "__pycache__/" not in p}
     assert new <= {"stdout", "stderr"}  # pytester's own capture of the subprocess
     assert not (tester.path / "results").exists()
 
