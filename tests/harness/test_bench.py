@@ -146,6 +146,8 @@ def test_every_peer_variant_selects_its_own_files_classes() -> None:
         assert ["--export-wrapper", wrapper, "--pytorch-compat"] == commands["harness"][
             commands["harness"].index("--export-wrapper"):][:3]
         assert "no:export_harness" in commands["pytorch"] and "--pytorch-compat" not in commands["pytorch"]
+        for side in bench.PEER_SIDES:  # log capture off on both sides alike
+            assert "no:logging" in commands[side]
         for side in bench.PEER_SIDES:  # the same workers and selection on both sides
             assert commands[side][commands[side].index("-n"):][:4] == ["-n", "2", "-k", "test_a"]
 
