@@ -51,7 +51,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -294,6 +294,12 @@ def peer_commands(wrapper: str, junit: Path, results_file: Path, select: str = "
     }
 
 
+def _junit_cases(xml_text: str) -> Iterator[tuple[tuple[str, str], Any, dict[str, Any]]]:
+    """Each test case of a pytest junit XML report: (class name, test name), the element, its children by tag."""
+    for case in ET.fromstring(xml_text).iter("testcase"):
+        yield (case.get("classname", "").rsplit(".", 1)[-1], case.get("name", "")), case, {c.tag: c for c in case}
+
+
 def junit_outcomes(xml_text: str) -> dict[tuple[str, str], tuple[str, float]]:
     """(class name, test name) -> (outcome, seconds) from a pytest junit XML report.
 
@@ -302,9 +308,7 @@ def junit_outcomes(xml_text: str) -> dict[tuple[str, str], tuple[str, float]]:
     A test with both a failure and an error (a teardown error after a failure) counts as failed.
     """
     outcomes = {}
-    for case in ET.fromstring(xml_text).iter("testcase"):
-        classname = case.get("classname", "").rsplit(".", 1)[-1]
-        kinds = {child.tag: child for child in case}
+    for key, case, kinds in _junit_cases(xml_text):
         if "failure" in kinds:
             message = kinds["failure"].get("message", "")
             outcome = "xpassed" if "Unexpected success" in message or "XPASS" in message else "failed"
@@ -314,19 +318,17 @@ def junit_outcomes(xml_text: str) -> dict[tuple[str, str], tuple[str, float]]:
             outcome = "xfailed" if kinds["skipped"].get("type") == "pytest.xfail" else "skipped"
         else:
             outcome = "passed"
-        outcomes[classname, case.get("name", "")] = (outcome, float(case.get("time") or 0.0))
+        outcomes[key] = (outcome, float(case.get("time") or 0.0))
     return outcomes
 
 
 def junit_messages(xml_text: str) -> dict[tuple[str, str], str]:
-    """(class name, test name) -> the message of the test's failure or error, for tests that have one."""
-    messages = {}
-    for case in ET.fromstring(xml_text).iter("testcase"):
-        for child in case:
-            if child.tag in ("failure", "error"):
-                messages[case.get("classname", "").rsplit(".", 1)[-1], case.get("name", "")] = child.get("message", "")
-                break
-    return messages
+    """(class name, test name) -> the message of the test's failure (else its error), for tests that have one."""
+    return {
+        key: failed.get("message", "")
+        for key, _, kinds in _junit_cases(xml_text)
+        if (failed := kinds.get("failure", kinds.get("error"))) is not None
+    }
 
 
 def explain_differences(
@@ -481,17 +483,18 @@ def peer_summary(wrapper: str, repeats: Sequence[Mapping[str, Mapping[str, Any]]
     every = {side: [junit_outcomes(r[side]["report"]) for r in repeats] for side in PEER_SIDES}
     raw = {side: every[side][-1] for side in PEER_SIDES}
     prefix, suffix = peer_prefix(wrapper), peer_suffix(wrapper)
-    pytorch = {
-        key: value for (cls, name), value in raw["pytorch"].items()
-        if (key := map_peer_id(cls, name, prefix, suffix, classes)) is not None
-    }
-    harness = {f"{cls}::{name}": value for (cls, name), value in raw["harness"].items() if cls in classes}
-    last = {side: junit_messages(repeats[-1][side]["report"]) for side in PEER_SIDES}
-    messages = {
-        "pytorch": {key: m for (cls, name), m in last["pytorch"].items()
-                    if (key := map_peer_id(cls, name, prefix, suffix, classes)) is not None},
-        "harness": {f"{cls}::{name}": m for (cls, name), m in last["harness"].items()},
-    }
+
+    def by_test(side: str, table: Mapping[tuple[str, str], Any]) -> dict[str, Any]:
+        """``table`` keyed by test_export.py's ``Class::test`` (PyTorch's variant ids mapped back)."""
+        if side == "harness":
+            return {f"{cls}::{name}": value for (cls, name), value in table.items() if cls in classes}
+        return {
+            key: value for (cls, name), value in table.items()
+            if (key := map_peer_id(cls, name, prefix, suffix, classes)) is not None
+        }
+
+    pytorch, harness = (by_test(side, raw[side]) for side in PEER_SIDES)
+    messages = {side: by_test(side, junit_messages(repeats[-1][side]["report"])) for side in PEER_SIDES}
     walls = {side: [r[side]["wall"] for r in repeats] for side in PEER_SIDES}
     compared = agreement(pytorch, harness)
     explained = explain_differences(wrapper, compared["differences"], messages)
